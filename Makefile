@@ -1,0 +1,59 @@
+# retention: PostgreSQL extension enforcing CPCE Article L34-1 on CDR tables.
+#
+# The two commands a user needs (see README.md):
+#   make demo   build, start a throwaway cluster, load sample CDRs, sweep, report
+#   make test   the whole suite (pg_regress, isolation, TAP, static checks)
+# Both work as root or as an ordinary user on a fresh Debian machine; as root
+# they install the packages they need first.
+
+MODULE_big = retention
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+
+EXTENSION = retention
+DATA = src/retention--1.0.sql
+PGFILEDESC = "retention - telecom data retention (CPCE L34-1)"
+
+# pg_regress: sql/NAME.sql with expected/NAME.out, run in this order
+REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
+REGRESS_OPTS = --load-extension=pgcrypto --load-extension=retention
+
+# isolation specs and TAP tests live under test/
+ISOLATION = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec))))
+ISOLATION_OPTS = --inputdir=test/isolation --load-extension=pgcrypto --load-extension=retention
+TAP_TESTS = 1
+PROVE_TESTS = test/t/*.pl
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
+
+EXTRA_CLEAN = results log tmp_check output_iso regression.diffs regression.out
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
+else
+# No PGXS yet (postgresql-server-dev-15 missing): only the bootstrap targets
+# below work; `make test` and `make demo` install it when run as root.
+all:
+	@echo "PGXS not found: install postgresql-server-dev-15, or run 'make test' as root" >&2
+	@exit 1
+endif
+
+.PHONY: test demo bench fuzz valgrind-check
+
+test:
+	@test/run-tests
+
+demo:
+	@test/demo
+
+bench:
+	@test/bench/run
+
+fuzz:
+	@test/fuzz/run
+
+valgrind-check:
+	@RETENTION_VALGRIND=1 test/run-tests --only regress
