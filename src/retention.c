@@ -1,0 +1,166 @@
+/*-------------------------------------------------------------------------
+ *
+ * retention.c
+ *	  The module's front door: _PG_init, configuration parameters and the
+ *	  hooks that tie the other modules to the server.
+ *
+ * Everything the extension does at SQL level works without preloading the
+ * library; with shared_preload_libraries = 'retention' the background
+ * worker (worker.c) is registered as well.  This file holds no policy: it
+ * only wires the parts together.
+ *
+ * Copyright (c) 2026, retention developers
+ *
+ * src/retention.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <limits.h>
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgtime.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+
+#include "retention.h"
+
+PG_MODULE_MAGIC;
+
+/* configuration parameters, see README.md "Configuration" */
+bool		retention_enabled = true;
+char	   *retention_sweep_at = NULL;
+int			retention_sweep_interval = 0;
+char	   *retention_databases = NULL;
+int			retention_batch_size = 10000;
+int			retention_log_keep = 13;
+char	   *retention_timezone = NULL;
+
+void		_PG_init(void);
+
+/* "HH:MM" with 0 <= HH < 24, 0 <= MM < 60 */
+bool
+retention_parse_sweep_at(const char *value, int *minutes)
+{
+	int			h,
+				m;
+	char		tail;
+
+	if (value == NULL ||
+		sscanf(value, "%d:%d%c", &h, &m, &tail) != 2 ||
+		h < 0 || h > 23 || m < 0 || m > 59)
+		return false;
+	*minutes = h * 60 + m;
+	return true;
+}
+
+static bool
+check_sweep_at(char **newval, void **extra, GucSource source)
+{
+	int			minutes;
+
+	if (!retention_parse_sweep_at(*newval, &minutes))
+	{
+		GUC_check_errdetail("retention.sweep_at must be a time of day as HH:MM, such as 03:00.");
+		return false;
+	}
+	return true;
+}
+
+static bool
+check_timezone(char **newval, void **extra, GucSource source)
+{
+	if (*newval == NULL || (*newval)[0] == '\0')
+		return true;
+	if (pg_tzset(*newval) == NULL)
+	{
+		GUC_check_errdetail("Time zone \"%s\" is not recognized.", *newval);
+		return false;
+	}
+	return true;
+}
+
+static void
+assign_timezone(const char *newval, void *extra)
+{
+	/* deadlines of timestamp-without-time-zone columns depend on it */
+	retention_invalidate_all();
+}
+
+void
+_PG_init(void)
+{
+	DefineCustomBoolVariable("retention.enabled",
+							 "Whether the background worker sweeps protected tables.",
+							 "Turning it off stops the scheduled sweeps only; triggers "
+							 "and CALL retention.sweep() keep working.",
+							 &retention_enabled,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomStringVariable("retention.sweep_at",
+							   "Time of day (HH:MM, server time zone) of the nightly sweep.",
+							   NULL,
+							   &retention_sweep_at,
+							   "03:00",
+							   PGC_SIGHUP,
+							   0,
+							   check_sweep_at, NULL, NULL);
+
+	DefineCustomIntVariable("retention.sweep_interval",
+							"Sweep every this often instead of nightly (0: nightly at retention.sweep_at).",
+							NULL,
+							&retention_sweep_interval,
+							0,
+							0, INT_MAX,
+							PGC_SIGHUP,
+							GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("retention.databases",
+							   "Comma-separated databases the worker sweeps (empty: every database with the extension).",
+							   NULL,
+							   &retention_databases,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("retention.batch_size",
+							"Rows per committed batch of a sweep.",
+							NULL,
+							&retention_batch_size,
+							10000,
+							1, 10000000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("retention.log_keep",
+							"Months of retention.sweep_log kept; older rows are pruned by each sweep.",
+							NULL,
+							&retention_log_keep,
+							13,
+							1, 1200,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("retention.timezone",
+							   "Time zone in which timestamp-without-time-zone ended_at columns are read (empty: the server's TimeZone).",
+							   NULL,
+							   &retention_timezone,
+							   "",
+							   PGC_SIGHUP,
+							   0,
+							   check_timezone, assign_timezone, NULL);
+
+	MarkGUCPrefixReserved("retention");
+
+	retention_catalog_init();
+}

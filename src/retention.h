@@ -1,0 +1,111 @@
+/*-------------------------------------------------------------------------
+ *
+ * retention.h
+ *	  Declarations shared by the modules of the retention extension.
+ *
+ * The vocabulary of the whole extension lives here: the legal purposes a
+ * column may be kept for, the identifier types that carry them, and the
+ * entry points each module offers the others.  Module-private details stay
+ * in their .c files.
+ *
+ * Copyright (c) 2026, retention developers
+ *
+ * src/retention.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RETENTION_H
+#define RETENTION_H
+
+#include "postgres.h"
+
+#include "compat.h"
+#include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
+#include "nodes/nodes.h"
+#include "utils/relcache.h"
+
+#define RETENTION_SCHEMA	"retention"
+#define RETENTION_ADMIN_ROLE "retention_admin"
+
+/*
+ * Legal purposes (CPCE L34-1).  A purpose set is a bitmask of these; as a
+ * type modifier it is stored as is, -1 meaning "no modifier", that is, kept
+ * for no purpose (R1).  The numbering is part of the on-disk format of
+ * pg_attribute.atttypmod: never renumber.
+ */
+typedef enum RetentionPurpose
+{
+	RETENTION_BILLING = 0,
+	RETENTION_LAW_ENFORCEMENT = 1,
+	RETENTION_MARKETING = 2,
+	RETENTION_NETWORK_SECURITY = 3
+} RetentionPurpose;
+
+#define RETENTION_NUM_PURPOSES	4
+#define PURPOSE_BIT(p)			(1 << (p))
+#define PURPOSE_SET_ALL			((1 << RETENTION_NUM_PURPOSES) - 1)
+
+typedef int32 PurposeSet;
+
+/* typmod.c */
+extern const char *const retention_purpose_names[RETENTION_NUM_PURPOSES];
+extern int	purpose_lookup(const char *name);
+extern void purpose_unknown_error(const char *name) pg_attribute_noreturn();
+extern PurposeSet purpose_set_from_typmod(int32 typmod);
+extern char *purpose_set_to_string(PurposeSet set);
+
+/*
+ * The purpose-tagged identifier types.  Each is stored like text; the kind
+ * decides validation, normalization and the anonymized forms it accepts.
+ */
+typedef enum RetentionTypeKind
+{
+	RT_MSISDN = 0,
+	RT_IMSI,
+	RT_IMEI,
+	RT_CELL,
+	RT_IDENT
+} RetentionTypeKind;
+
+#define RT_NUM_KINDS	5
+#define RT_NONE			(-1)
+
+extern const char *const retention_type_names[RT_NUM_KINDS];
+
+/*
+ * What a stored value is: in clear, or in one of the anonymized forms that
+ * the type accepts besides clear values.
+ */
+typedef enum RetentionValueForm
+{
+	RV_CLEAR,
+	RV_GENERALIZED,				/* e.g. "33612*", "208-01-1234" */
+	RV_PSEUDONYM				/* "~k<key id>:<hex>" from method hash */
+} RetentionValueForm;
+
+/* types.c */
+extern bool retention_normalize(RetentionTypeKind kind, const char *str, int len,
+								StringInfo out, Node *escontext);
+extern RetentionValueForm retention_value_form(RetentionTypeKind kind,
+											   const char *str, int len);
+
+/* retention.c: configuration parameters */
+extern bool retention_enabled;
+extern char *retention_sweep_at;
+extern int	retention_sweep_interval;
+extern char *retention_databases;
+extern int	retention_batch_size;
+extern int	retention_log_keep;
+extern char *retention_timezone;
+extern bool retention_parse_sweep_at(const char *value, int *minutes);
+
+/* catalog.c */
+extern void retention_catalog_init(void);
+extern Oid	retention_schema_oid(bool missing_ok);
+extern int	retention_type_kind(Oid typid);
+extern Oid	retention_type_oid(RetentionTypeKind kind);
+extern void retention_invalidate_all(void);
+extern void retention_register_flush(void (*callback) (Oid relid));
+
+#endif							/* RETENTION_H */
