@@ -275,6 +275,106 @@ COMMENT ON FUNCTION retention.set_window(text, interval) IS
 	'Change a purpose''s retention window, within its legal ceiling (audited)';
 
 --------------------------------------------------------------------------
+-- Purpose-tagged identifier types (SPEC 3.2)
+--
+-- Stored like text, with an implicit binary-coercible cast to text: every
+-- text operator, function, index (text_ops), join and GROUP BY applies at
+-- text speed.  Values come in only through validation: the input and
+-- receive functions and the assignment casts from text, varchar and char.
+-- The type modifier is the set of purposes (typmod.c).
+--------------------------------------------------------------------------
+
+CREATE FUNCTION retention.purposes_in(cstring[])
+RETURNS integer
+AS 'MODULE_PATHNAME', 'retention_purposes_in'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+CREATE FUNCTION retention.purposes_out(integer)
+RETURNS cstring
+AS 'MODULE_PATHNAME', 'retention_purposes_out'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+DO $types$
+DECLARE
+	t	text;
+BEGIN
+	FOREACH t IN ARRAY ARRAY['msisdn', 'imsi', 'imei', 'cell', 'ident'] LOOP
+		EXECUTE format($f$
+			CREATE TYPE retention.%1$I;
+
+			CREATE FUNCTION retention.%2$I(cstring, oid, integer)
+			RETURNS retention.%1$I
+			AS 'MODULE_PATHNAME', 'retention_%1$s_in'
+			LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+			CREATE FUNCTION retention.%3$I(retention.%1$I)
+			RETURNS cstring AS 'textout'
+			LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE;
+
+			CREATE FUNCTION retention.%4$I(internal, oid, integer)
+			RETURNS retention.%1$I
+			AS 'MODULE_PATHNAME', 'retention_%1$s_recv'
+			LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+			CREATE FUNCTION retention.%5$I(retention.%1$I)
+			RETURNS bytea AS 'textsend'
+			LANGUAGE internal IMMUTABLE STRICT PARALLEL SAFE;
+
+			CREATE TYPE retention.%1$I (
+				INPUT = retention.%2$I,
+				OUTPUT = retention.%3$I,
+				RECEIVE = retention.%4$I,
+				SEND = retention.%5$I,
+				TYPMOD_IN = retention.purposes_in,
+				TYPMOD_OUT = retention.purposes_out,
+				INTERNALLENGTH = VARIABLE,
+				STORAGE = extended,
+				ALIGNMENT = int4,
+				CATEGORY = 'S',
+				COLLATABLE = true
+			);
+
+			CREATE CAST (retention.%1$I AS text) WITHOUT FUNCTION AS IMPLICIT;
+			CREATE CAST (retention.%1$I AS varchar) WITHOUT FUNCTION AS ASSIGNMENT;
+
+			CREATE FUNCTION retention.%1$I(bpchar)
+			RETURNS retention.%1$I
+			AS 'MODULE_PATHNAME', 'retention_%1$s_from_bpchar'
+			LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+			CREATE CAST (bpchar AS retention.%1$I)
+				WITH FUNCTION retention.%1$I(bpchar) AS ASSIGNMENT;
+			$f$, t, t || '_in', t || '_out', t || '_recv', t || '_send');
+
+		IF t = 'ident' THEN
+			-- anything is an identifier: no validation, hence no rewrite when
+			-- a text or varchar column becomes an ident
+			EXECUTE $f$
+				CREATE CAST (text AS retention.ident) WITHOUT FUNCTION AS ASSIGNMENT;
+				CREATE CAST (varchar AS retention.ident) WITHOUT FUNCTION AS ASSIGNMENT;
+				$f$;
+		ELSE
+			EXECUTE format($f$
+				CREATE FUNCTION retention.%1$I(text)
+				RETURNS retention.%1$I
+				AS 'MODULE_PATHNAME', 'retention_%1$s_from_text'
+				LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+				CREATE CAST (text AS retention.%1$I)
+					WITH FUNCTION retention.%1$I(text) AS ASSIGNMENT;
+				CREATE CAST (varchar AS retention.%1$I)
+					WITH FUNCTION retention.%1$I(text) AS ASSIGNMENT;
+				$f$, t);
+		END IF;
+	END LOOP;
+END
+$types$;
+
+COMMENT ON TYPE retention.msisdn IS 'E.164 subscriber number, digits only; modifier: purposes';
+COMMENT ON TYPE retention.imsi IS 'International mobile subscriber identity (14-15 digits); modifier: purposes';
+COMMENT ON TYPE retention.imei IS 'Device identity: 15-digit IMEI (Luhn) or 16-digit IMEISV; modifier: purposes';
+COMMENT ON TYPE retention.cell IS 'Cell global identity MCC-MNC-AREA-CELL (CGI, ECGI, NCGI); modifier: purposes';
+COMMENT ON TYPE retention.ident IS 'Any other identifier (SIP URI, IP address, account); modifier: purposes';
+
+--------------------------------------------------------------------------
 -- Privileges: ordinary roles read the policy; only retention_admin (and
 -- superusers) change it or read the audit log.
 --------------------------------------------------------------------------

@@ -1,0 +1,71 @@
+# pg_dump and restore keep the tagged types, their purposes, the data, the
+# operator's policy settings and the audit log (whose chain still verifies).
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('dump');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'retention'");
+$node->start;
+
+$node->safe_psql('postgres', 'CREATE DATABASE src');
+$node->safe_psql('src', q{
+	CREATE EXTENSION retention CASCADE;
+	CREATE SCHEMA "Telco ops";
+	CREATE TABLE "Telco ops"."CDR 2026" (
+		id		bigint PRIMARY KEY,
+		caller	retention.msisdn(law_enforcement, billing),
+		imei	retention.imei(law_enforcement),
+		cell	retention.cell(network_security),
+		sip		retention.ident,
+		ended_at timestamptz
+	);
+	CREATE INDEX ON "Telco ops"."CDR 2026" (caller);
+	INSERT INTO "Telco ops"."CDR 2026"
+	SELECT i, '+336' || lpad(i::text, 8, '0'), '490154203237518',
+		   '208-01-' || i || '-' || (i * 7), 'sip:' || i || '@example.net',
+		   '2026-11-01'::timestamptz + i * interval '1 minute'
+	  FROM generate_series(1, 1000) i;
+	INSERT INTO "Telco ops"."CDR 2026" VALUES (0, '33612*', '49015420*', '208-01-1', NULL, NULL);
+	SELECT retention.set_window('network_security', '2 months');
+});
+
+my $types_sql = q{
+	SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
+	  FROM pg_attribute WHERE attrelid = '"Telco ops"."CDR 2026"'::regclass AND attnum > 0};
+my $data_sql = q{SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM "Telco ops"."CDR 2026" t};
+my $policy_sql = q{SELECT string_agg(purpose || '=' || coalesce("window"::text, '-'), ',') FROM retention.policy};
+my $audit_sql = q{SELECT count(*) || ' ' || string_agg(encode(hash, 'hex'), ',' ORDER BY id) FROM retention.audit_log};
+
+my %before = map { $_ => $node->safe_psql('src', $_) } ($types_sql, $data_sql, $policy_sql, $audit_sql);
+
+my $dump = $node->basedir . '/src.dump';
+$node->command_ok([ 'pg_dump', '-Fc', '-d', $node->connstr('src'), '-f', $dump ], 'pg_dump');
+$node->safe_psql('postgres', 'CREATE DATABASE dst');
+$node->command_ok([ 'pg_restore', '--exit-on-error', '-d', $node->connstr('dst'), $dump ],
+	'pg_restore into a new database');
+
+for my $q ($types_sql, $data_sql, $policy_sql, $audit_sql)
+{
+	is($node->safe_psql('dst', $q), $before{$q}, "same after restore: $q");
+}
+like($node->safe_psql('dst', $types_sql), qr/caller retention.msisdn\(billing,law_enforcement\)/,
+	'purposes restored in canonical order');
+is($node->safe_psql('dst', 'SELECT valid FROM retention.verify_audit_log()'), 't',
+	'the audit chain verifies after restore');
+is($node->safe_psql('dst', q{SELECT count(*) FROM "Telco ops"."CDR 2026" WHERE caller = '33600000042'}),
+	'1', 'the restored index answers');
+
+# a plain-text dump restores too
+my $sql = $node->basedir . '/src.sql';
+$node->command_ok([ 'pg_dump', '-d', $node->connstr('src'), '-f', $sql ], 'plain pg_dump');
+$node->safe_psql('postgres', 'CREATE DATABASE dst2');
+$node->command_ok([ 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-d', $node->connstr('dst2'), '-f', $sql ],
+	'plain restore');
+is($node->safe_psql('dst2', $data_sql), $before{$data_sql}, 'same data after plain restore');
+
+$node->stop;
+done_testing();
