@@ -375,6 +375,14 @@ COMMENT ON TYPE retention.cell IS 'Cell global identity MCC-MNC-AREA-CELL (CGI, 
 COMMENT ON TYPE retention.ident IS 'Any other identifier (SIP URI, IP address, account); modifier: purposes';
 
 --------------------------------------------------------------------------
+-- Anonymization and keys (SPEC 3.7)
+--------------------------------------------------------------------------
+
+--------------------------------------------------------------------------
+-- Protected tables, deadlines and expiry triggers (SPEC 2, 3.3)
+--------------------------------------------------------------------------
+
+--------------------------------------------------------------------------
 -- Privileges: ordinary roles read the policy; only retention_admin (and
 -- superusers) change it or read the audit log.
 --------------------------------------------------------------------------

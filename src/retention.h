@@ -84,11 +84,44 @@ typedef enum RetentionValueForm
 	RV_PSEUDONYM				/* "~k<key id>:<hex>" from method hash */
 } RetentionValueForm;
 
+/*
+ * What happens to a value at its deadline (anonymize.c).  erase and
+ * generalize anonymize; hash pseudonymizes (keyed HMAC-SHA-256), which the
+ * law does not count as anonymization while the key exists.
+ */
+typedef enum RetentionMethod
+{
+	RM_ERASE = 0,
+	RM_GENERALIZE,
+	RM_HASH
+} RetentionMethod;
+
+#define RM_NUM_METHODS	3
+
 /* types.c */
 extern bool retention_normalize(RetentionTypeKind kind, const char *str, int len,
 								StringInfo out, Node *escontext);
 extern RetentionValueForm retention_value_form(RetentionTypeKind kind,
 											   const char *str, int len);
+
+/*
+ * anonymize.c
+ *
+ * retention_anonymize_value: the value (a text datum in the normal form of
+ * kind) after method.  Returns NULL for "erase" and whenever nothing of the
+ * value survives the method (e.g. generalizing a pseudonym).  Anonymized
+ * values are left as they are (idempotent).  Raises 22023 for a method the
+ * type does not support (generalize on ident).  Reads the current key
+ * itself, whatever the caller's privileges: callers are retention's own
+ * triggers and sweeps, or SQL functions that checked privileges first.
+ */
+extern const char *const retention_method_names[RM_NUM_METHODS];
+extern int	method_lookup(const char *name);
+extern void method_unknown_error(const char *name) pg_attribute_noreturn();
+extern text *retention_anonymize_value(RetentionTypeKind kind, text *value,
+									   RetentionMethod method);
+extern bool retention_method_supported(RetentionTypeKind kind, RetentionMethod method);
+extern TimestampTz retention_generalize_timestamp(TimestampTz ts);
 
 /* retention.c: configuration parameters */
 extern bool retention_enabled;
