@@ -382,13 +382,419 @@ COMMENT ON TYPE retention.ident IS 'Any other identifier (SIP URI, IP address, a
 -- Protected tables, deadlines and expiry triggers (SPEC 2, 3.3)
 --------------------------------------------------------------------------
 
+-- the protected tables: dumped, so protection survives a restore
+CREATE TABLE retention.protected_table (
+	relid			regclass PRIMARY KEY,
+	ended_at		name NOT NULL,
+	subscriber		name,
+	on_expiry		text NOT NULL CHECK (on_expiry IN ('delete', 'anonymize')),
+	billing_anchor	name,
+	protected_at	timestamptz NOT NULL DEFAULT now(),
+	protected_by	name NOT NULL DEFAULT session_user
+);
+SELECT pg_catalog.pg_extension_config_dump('retention.protected_table', '');
+CREATE TRIGGER protected_table_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON retention.protected_table
+	FOR EACH STATEMENT EXECUTE FUNCTION retention._catalog_changed();
+
+-- each tagged column's method at its deadline, where not the default erase
+CREATE TABLE retention.column_method (
+	relid		regclass NOT NULL REFERENCES retention.protected_table ON DELETE CASCADE,
+	attname		name NOT NULL,
+	method		text NOT NULL CHECK (method IN ('erase', 'generalize', 'hash')),
+	PRIMARY KEY (relid, attname)
+);
+SELECT pg_catalog.pg_extension_config_dump('retention.column_method', '');
+CREATE TRIGGER column_method_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON retention.column_method
+	FOR EACH STATEMENT EXECUTE FUNCTION retention._catalog_changed();
+
+-- rows changed as they were written because something was already due:
+-- never dropped without trace (written by the triggers, in C)
+CREATE TABLE retention.write_log (
+	at			timestamptz NOT NULL,
+	relid		regclass NOT NULL,
+	action		text NOT NULL,		-- 'deleted', 'anonymized' or 'failed'
+	rows		integer NOT NULL,
+	error		text
+);
+COMMENT ON TABLE retention.write_log IS
+	'Rows deleted or anonymized by the expiry triggers as they were written';
+
+-- the trigger functions and the prefilter of the after-write trigger
+CREATE FUNCTION retention._expire_before()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'retention_expire_before'
+LANGUAGE C;
+
+CREATE FUNCTION retention._expire_after()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'retention_expire_after'
+LANGUAGE C;
+
+CREATE FUNCTION retention._due_at_write(tableoid oid, ended_at "any")
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'retention_due_at_write'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+CREATE FUNCTION retention._due_at_write(tableoid oid, ended_at "any", billing_anchor "any")
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'retention_due_at_write'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+-- what the C module knows of a table: its tagged columns, purposes, methods
+CREATE FUNCTION retention.tagged_columns(tbl regclass,
+	OUT attname name, OUT type regtype, OUT purposes text[], OUT method text)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'retention_tagged_columns'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION retention.tagged_columns(regclass) IS
+	'The purpose-tagged columns of a table, with their purposes and method';
+
+-- the column of tbl called col, or an error naming what is wrong
+CREATE FUNCTION retention._column(tbl regclass, col name, what text)
+RETURNS pg_catalog.pg_attribute
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	a	pg_attribute;
+BEGIN
+	SELECT * INTO a FROM pg_attribute
+	 WHERE attrelid = tbl AND attname = col AND attnum > 0 AND NOT attisdropped;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'column "%" of relation % does not exist', col, tbl
+			USING ERRCODE = 'undefined_column',
+				  HINT = format('The %s column must be a column of the table.', what);
+	END IF;
+	RETURN a;
+END
+$$;
+
+CREATE FUNCTION retention._is_protected(tbl regclass)
+RETURNS regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention
+AS $$
+	SELECT p.relid FROM retention.protected_table p
+	 WHERE p.relid = tbl
+		OR p.relid IN (SELECT relid FROM pg_partition_ancestors(tbl))
+	 LIMIT 1
+$$;
+
+-- (re)create the expiry triggers of a protected table
+CREATE FUNCTION retention._create_triggers(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, retention
+SET client_min_messages = warning
+AS $$
+DECLARE
+	p			retention.protected_table;
+	in_place	boolean;
+	prefilter	text;
+BEGIN
+	SELECT * INTO STRICT p FROM retention.protected_table WHERE relid = tbl;
+	-- a column that can fall due when the call ends (kept for no purpose, or
+	-- for marketing only) needs every completed row changed as it is written:
+	-- then the row is changed in place, before it is stored.  Otherwise only
+	-- late rows have anything due, and an AFTER trigger filtered by WHEN
+	-- leaves COPY's multi-row inserts on.
+	SELECT bool_or(c.purposes <@ ARRAY['marketing']) INTO in_place
+	  FROM retention.tagged_columns(tbl) c;
+	prefilter := CASE WHEN p.billing_anchor IS NULL
+					  THEN format('retention._due_at_write(NEW.tableoid, NEW.%I)', p.ended_at)
+					  ELSE format('retention._due_at_write(NEW.tableoid, NEW.%I, NEW.%I)',
+								  p.ended_at, p.billing_anchor) END;
+	EXECUTE format('DROP TRIGGER IF EXISTS retention_expire_before ON %s', tbl);
+	EXECUTE format('DROP TRIGGER IF EXISTS retention_expire_after ON %s', tbl);
+	EXECUTE format('CREATE TRIGGER retention_expire_before BEFORE %s ON %s '
+				   'FOR EACH ROW EXECUTE FUNCTION retention._expire_before()',
+				   CASE WHEN in_place THEN 'INSERT OR UPDATE' ELSE 'UPDATE' END, tbl);
+	EXECUTE format('CREATE TRIGGER retention_expire_after AFTER %s ON %s '
+				   'FOR EACH ROW WHEN (%s) EXECUTE FUNCTION retention._expire_after()',
+				   CASE WHEN in_place THEN 'UPDATE' ELSE 'INSERT OR UPDATE' END, tbl, prefilter);
+END
+$$;
+
+CREATE FUNCTION retention.protect(tbl regclass, ended_at name,
+								  subscriber name DEFAULT NULL,
+								  on_expiry text DEFAULT 'delete',
+								  billing_anchor name DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	rel			pg_class;
+	a			pg_attribute;
+	c			record;
+	ntagged		integer;
+	protector	regclass;
+BEGIN
+	SELECT * INTO rel FROM pg_class WHERE oid = tbl;
+	IF rel.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION '% is not a table', tbl
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = 'Only plain and partitioned tables can be protected.';
+	END IF;
+	protector := retention._is_protected(tbl);
+	IF protector = tbl THEN
+		RAISE EXCEPTION 'table % is already protected', tbl
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Use retention.unprotect() first to change how it is protected.';
+	ELSIF protector IS NOT NULL THEN
+		RAISE EXCEPTION 'table % is already protected as a partition of %', tbl, protector
+			USING ERRCODE = 'duplicate_object';
+	END IF;
+	IF EXISTS (SELECT 1 FROM retention.protected_table pt
+				WHERE tbl IN (SELECT relid FROM pg_partition_ancestors(pt.relid))) THEN
+		RAISE EXCEPTION 'a partition of table % is already protected', tbl
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Unprotect the partition, then protect the partitioned table.';
+	END IF;
+	IF on_expiry IS NULL OR on_expiry NOT IN ('delete', 'anonymize') THEN
+		RAISE EXCEPTION 'unknown on_expiry action "%"', on_expiry
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use ''delete'' to delete a row once nothing personal is left, or ''anonymize'' to keep it anonymized.';
+	END IF;
+
+	a := retention._column(tbl, ended_at, 'ended_at');
+	IF a.atttypid NOT IN ('timestamptz'::regtype, 'timestamp'::regtype) THEN
+		RAISE EXCEPTION 'column "%" of relation % is of type %, not a timestamp',
+				ended_at, tbl, format_type(a.atttypid, a.atttypmod)
+			USING ERRCODE = 'datatype_mismatch',
+				  HINT = 'ended_at must be a timestamp with time zone (or without, read in retention.timezone).';
+	END IF;
+	IF billing_anchor IS NOT NULL THEN
+		a := retention._column(tbl, billing_anchor, 'billing_anchor');
+		IF a.atttypid NOT IN ('timestamptz'::regtype, 'timestamp'::regtype) THEN
+			RAISE EXCEPTION 'column "%" of relation % is of type %, not a timestamp',
+					billing_anchor, tbl, format_type(a.atttypid, a.atttypmod)
+				USING ERRCODE = 'datatype_mismatch',
+					  HINT = 'billing_anchor must be a timestamp with time zone, such as the invoice''s due date.';
+		END IF;
+	END IF;
+
+	SELECT count(*) INTO ntagged FROM retention.tagged_columns(tbl);
+	IF ntagged = 0 THEN
+		RAISE EXCEPTION 'table % has no purpose-tagged column', tbl
+			USING ERRCODE = 'invalid_table_definition',
+				  HINT = 'Declare its personal data with retention.msisdn, imsi, imei, cell or ident, e.g. ALTER TABLE ... ALTER COLUMN caller TYPE retention.msisdn(billing).';
+	END IF;
+	IF subscriber IS NOT NULL THEN
+		a := retention._column(tbl, subscriber, 'subscriber');
+		IF NOT EXISTS (SELECT 1 FROM retention.tagged_columns(tbl) t WHERE t.attname = subscriber) THEN
+			RAISE EXCEPTION 'column "%" of relation % is not purpose-tagged', subscriber, tbl
+				USING ERRCODE = 'datatype_mismatch',
+					  HINT = 'The subscriber column holds personal data: give it a type such as retention.msisdn(billing).';
+		END IF;
+	END IF;
+	-- an erased value is NULL: a tagged column must accept it
+	FOR c IN SELECT t.attname FROM retention.tagged_columns(tbl) t
+			   JOIN pg_attribute pa ON pa.attrelid = tbl AND pa.attname = t.attname
+			  WHERE pa.attnotnull LOOP
+		RAISE EXCEPTION 'purpose-tagged column "%" of relation % is NOT NULL', c.attname, tbl
+			USING ERRCODE = 'invalid_table_definition',
+				  DETAIL = 'An erased value is NULL.',
+				  HINT = format('Drop the constraint: ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL.', tbl, c.attname);
+	END LOOP;
+
+	INSERT INTO retention.protected_table (relid, ended_at, subscriber, on_expiry, billing_anchor)
+		VALUES (tbl, protect.ended_at, protect.subscriber, protect.on_expiry, protect.billing_anchor);
+	PERFORM retention._create_triggers(tbl);
+	PERFORM retention._audit('protect', tbl::text,
+							 jsonb_build_object('ended_at', ended_at, 'subscriber', subscriber,
+												'on_expiry', on_expiry, 'billing_anchor', billing_anchor,
+												'columns', (SELECT jsonb_object_agg(t.attname, t.purposes)
+															  FROM retention.tagged_columns(tbl) t)));
+END
+$$;
+COMMENT ON FUNCTION retention.protect(regclass, name, name, text, name) IS
+	'Put a table under retention: expiry triggers now, sweeps later (audited)';
+
+CREATE FUNCTION retention.unprotect(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+SET client_min_messages = warning
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM retention.protected_table WHERE relid = tbl) THEN
+		RAISE EXCEPTION 'table % is not protected', tbl
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	EXECUTE format('DROP TRIGGER IF EXISTS retention_expire_before ON %s', tbl);
+	EXECUTE format('DROP TRIGGER IF EXISTS retention_expire_after ON %s', tbl);
+	DELETE FROM retention.protected_table WHERE relid = tbl;
+	PERFORM retention._audit('unprotect', tbl::text);
+END
+$$;
+COMMENT ON FUNCTION retention.unprotect(regclass) IS
+	'Take a table out of retention: its triggers go, its data stay (audited)';
+
+CREATE FUNCTION retention.set_method(tbl regclass, "column" name, method text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	t		record;
+	a		pg_attribute;
+	old		text;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM retention.protected_table WHERE relid = tbl) THEN
+		RAISE EXCEPTION 'table % is not protected', tbl
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Protect it first with retention.protect().';
+	END IF;
+	a := retention._column(tbl, "column", 'tagged');
+	SELECT * INTO t FROM retention.tagged_columns(tbl) c WHERE c.attname = set_method."column";
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'column "%" of relation % is not purpose-tagged', "column", tbl
+			USING ERRCODE = 'datatype_mismatch';
+	END IF;
+	IF method IS NULL OR method NOT IN ('erase', 'generalize', 'hash') THEN
+		RAISE EXCEPTION 'unknown anonymization method "%"', method
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Valid methods are erase, generalize and hash.';
+	END IF;
+	IF method = 'generalize' AND t.type = 'retention.ident'::regtype THEN
+		RAISE EXCEPTION 'type retention.ident cannot be generalized'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'An identifier has no coarser form: use erase or hash.';
+	END IF;
+	IF method <> 'erase' AND EXISTS (
+			SELECT 1 FROM pg_constraint con
+			 WHERE con.conrelid = tbl AND con.contype IN ('f', 'c') AND a.attnum = ANY (con.conkey)) THEN
+		RAISE EXCEPTION 'column "%" of relation % is constrained', "column", tbl
+			USING ERRCODE = 'invalid_table_definition',
+				  DETAIL = format('A %s value may violate its foreign key or check constraint, and writers must never fail.', method),
+				  HINT = 'Use erase, or drop the constraint.';
+	END IF;
+	SELECT m.method INTO old FROM retention.column_method m
+	 WHERE m.relid = tbl AND m.attname = set_method."column";
+	IF method = 'erase' THEN
+		DELETE FROM retention.column_method m WHERE m.relid = tbl AND m.attname = set_method."column";
+	ELSE
+		INSERT INTO retention.column_method AS m VALUES (tbl, "column", method)
+			ON CONFLICT (relid, attname) DO UPDATE SET method = excluded.method;
+	END IF;
+	PERFORM retention._audit('set_method', format('%s.%I', tbl, "column"),
+							 jsonb_build_object('old', coalesce(old, 'erase'), 'new', method));
+END
+$$;
+COMMENT ON FUNCTION retention.set_method(regclass, name, text) IS
+	'Choose what happens to a tagged column at its deadline: erase, generalize or hash (audited)';
+
+CREATE FUNCTION retention._anonymize_subscriber(tbl regclass, subscriber text,
+	OUT rows_anonymized bigint, OUT rows_deleted bigint, OUT rows_held bigint)
+AS 'MODULE_PATHNAME', 'retention_anonymize_subscriber'
+LANGUAGE C STRICT;
+
+-- a subscriber as stored in tbl's subscriber column (normalized by its type)
+CREATE FUNCTION retention._subscriber_value(tbl regclass, subscriber text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	p		retention.protected_table;
+	typ		regtype;
+	v		text;
+BEGIN
+	SELECT * INTO p FROM retention.protected_table WHERE relid = tbl;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table % is not protected', tbl
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF p.subscriber IS NULL THEN
+		RAISE EXCEPTION 'table % has no subscriber column', tbl
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  HINT = 'Protect it with retention.protect(..., subscriber => ''column'').';
+	END IF;
+	SELECT t.type INTO typ FROM retention.tagged_columns(tbl) t WHERE t.attname = p.subscriber;
+	EXECUTE format('SELECT $1::%s::text', typ) INTO v USING subscriber;
+	RETURN v;
+END
+$$;
+
+CREATE FUNCTION retention.anonymize(tbl regclass, subscriber text,
+	OUT rows_anonymized bigint, OUT rows_deleted bigint, OUT rows_held bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	v		text := retention._subscriber_value(tbl, subscriber);
+BEGIN
+	SELECT a.rows_anonymized, a.rows_deleted, a.rows_held
+	  INTO rows_anonymized, rows_deleted, rows_held
+	  FROM retention._anonymize_subscriber(tbl, v) a;
+	-- counts only: the audit log outlives the data and must not keep it
+	PERFORM retention._audit('anonymize_subscriber', tbl::text,
+							 jsonb_build_object('rows_anonymized', rows_anonymized,
+												'rows_deleted', rows_deleted,
+												'rows_held', rows_held));
+END
+$$;
+COMMENT ON FUNCTION retention.anonymize(regclass, text) IS
+	'Anonymize now everything of one subscriber in a protected table, holds excepted (audited)';
+
+--------------------------------------------------------------------------
+-- Holds and consent (SPEC 3.5, 3.6)
+--------------------------------------------------------------------------
+
+-- holds placed on a protected table's rows: dumped
+CREATE TABLE retention.hold (
+	id				bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+	relid			regclass NOT NULL,
+	subscriber		text NOT NULL,
+	from_ts			timestamptz NOT NULL,
+	to_ts			timestamptz NOT NULL,
+	reason			text NOT NULL
+		CHECK (reason IN ('billing_dispute', 'judicial_request', 'quick_freeze')),
+	reference		text NOT NULL,
+	until			timestamptz,
+	placed_at		timestamptz NOT NULL DEFAULT now(),
+	placed_by		name NOT NULL DEFAULT session_user,
+	released_at		timestamptz,
+	released_by		name,
+	release_note	text,
+	CHECK (from_ts <= to_ts)
+);
+CREATE INDEX hold_active ON retention.hold (relid, subscriber) WHERE released_at IS NULL;
+SELECT pg_catalog.pg_extension_config_dump('retention.hold', '');
+SELECT pg_catalog.pg_extension_config_dump('retention.hold_id_seq', '');
+
+-- marketing consents, one per subscriber: dumped
+CREATE TABLE retention.consent (
+	subscriber		text PRIMARY KEY,
+	valid_until		timestamptz NOT NULL,
+	contract_end	timestamptz NOT NULL,
+	granted_at		timestamptz NOT NULL DEFAULT now(),
+	granted_by		name NOT NULL DEFAULT session_user,
+	withdrawn_at	timestamptz
+);
+SELECT pg_catalog.pg_extension_config_dump('retention.consent', '');
+
 --------------------------------------------------------------------------
 -- Privileges: ordinary roles read the policy; only retention_admin (and
 -- superusers) change it or read the audit log.
 --------------------------------------------------------------------------
 
 REVOKE ALL ON ALL TABLES IN SCHEMA retention FROM PUBLIC;
-GRANT SELECT ON retention.policy, retention.purpose, retention.window_setting TO PUBLIC;
+GRANT SELECT ON retention.policy, retention.purpose, retention.window_setting,
+	retention.protected_table, retention.column_method TO PUBLIC;
+GRANT SELECT ON retention.write_log TO retention_admin;
+REVOKE ALL ON FUNCTION retention.protect(regclass, name, name, text, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.protect(regclass, name, name, text, name) TO retention_admin;
+REVOKE ALL ON FUNCTION retention.unprotect(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.unprotect(regclass) TO retention_admin;
+REVOKE ALL ON FUNCTION retention.set_method(regclass, name, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.set_method(regclass, name, text) TO retention_admin;
+REVOKE ALL ON FUNCTION retention._anonymize_subscriber(regclass, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION retention.anonymize(regclass, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.anonymize(regclass, text) TO retention_admin;
 GRANT SELECT ON retention.audit_log TO retention_admin;
 REVOKE ALL ON FUNCTION retention._audit(text, text, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION retention.set_window(text, interval) FROM PUBLIC;

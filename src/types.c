@@ -295,7 +295,14 @@ normalize_cell(const char *str, int len, StringInfo out, Node *escontext)
 		if (i < 2)
 			appendBinaryStringInfo(out, field[i], flen[i]);
 		else
-			appendStringInfo(out, UINT64_FORMAT, v);
+		{
+			/* decimal without leading zeros (one "0" for zero) */
+			int			z = 0;
+
+			while (z < d - 1 && field[i][z] == '0')
+				z++;
+			appendBinaryStringInfo(out, field[i] + z, d - z);
+		}
 	}
 	return true;
 }
@@ -359,16 +366,24 @@ retention_value_form(RetentionTypeKind kind, const char *str, int len)
 	return RV_CLEAR;
 }
 
-/* a text datum holding the normal form of str, or NULL after a soft error */
+/*
+ * A text datum holding the normal form of str, or NULL after a soft error.
+ * The normal form is never longer than the input, so it is built in place
+ * after the varlena header: one allocation, no copy.
+ */
 static text *
 make_value(RetentionTypeKind kind, const char *str, int len, Node *escontext)
 {
 	StringInfoData buf;
 
-	initStringInfo(&buf);
+	buf.maxlen = VARHDRSZ + len + 1;
+	buf.data = palloc(buf.maxlen);
+	buf.len = VARHDRSZ;
+	buf.cursor = 0;
 	if (!retention_normalize(kind, str, len, &buf, escontext))
 		return NULL;
-	return cstring_to_text_with_len(buf.data, buf.len);
+	SET_VARSIZE(buf.data, buf.len);
+	return (text *) buf.data;
 }
 
 static Datum

@@ -1,0 +1,756 @@
+/*-------------------------------------------------------------------------
+ *
+ * expiry.c
+ *	  The retention rules (SPEC 2): which values of a row are due, and what
+ *	  becomes of them.  Also the per-backend caches the rules read: each
+ *	  relation's tagged columns and protection, and the policy's windows.
+ *
+ * A value is kept for purpose p while the row's anchor for p (ended_at; for
+ * billing, the billing anchor when the table has one and the row a value)
+ * is later than now - window(p), window(p) never exceeding its legal
+ * ceiling; for marketing, while an active consent covers the subscriber.
+ * Holds keep what they hold.  A value kept for no purpose is due as soon
+ * as ended_at is set; a row in progress (ended_at NULL) has nothing due.
+ * A due value gets its column's method (erase by default); once every
+ * tagged value of the row is due the row is "fully due": hashed values go
+ * too, and the row is deleted or kept fully anonymized (timestamps
+ * generalized to the hour).
+ *
+ * This file decides; trigger.c and sweep.c act on its decisions.
+ *
+ * Copyright (c) 2026, retention developers
+ *
+ * src/expiry.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/partition.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgtime.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "expiry.h"
+
+static MemoryContext ExpiryCacheContext = NULL;
+static HTAB *table_cache = NULL;
+static RetentionTable *last_table = NULL;
+
+/* the policy: window of each purpose, capped by its ceiling */
+static bool policy_valid = false;
+static Interval policy_window[RETENTION_NUM_PURPOSES];
+static bool policy_has_window[RETENTION_NUM_PURPOSES];
+
+/* cutoffs computed last, for the moment they were computed for */
+static bool cutoffs_valid = false;
+static RetentionCutoffs last_cutoffs;
+
+/* OIDs of the catalog tables whose change flushes everything */
+#define NUM_CATALOG_RELS 3
+static Oid	catalog_rels[NUM_CATALOG_RELS];
+
+static bool tz_valid = false;
+static pg_tz *retention_tz = NULL;
+
+/* lookups of holds and consents, prepared once per backend */
+static SPIPlanPtr hold_plan = NULL;
+static SPIPlanPtr consent_plan = NULL;
+
+static bool owner_valid = false;
+static Oid	extension_owner = InvalidOid;
+
+static void
+expiry_flush(Oid relid)
+{
+	int			i;
+	bool		all = !OidIsValid(relid);
+
+	for (i = 0; i < NUM_CATALOG_RELS && !all; i++)
+		if (catalog_rels[i] == relid)
+			all = true;
+
+	if (all)
+	{
+		policy_valid = false;
+		cutoffs_valid = false;
+		tz_valid = false;
+		owner_valid = false;
+	}
+	last_table = NULL;
+	if (table_cache == NULL)
+		return;
+	if (all)
+	{
+		HASH_SEQ_STATUS status;
+		RetentionTable *t;
+
+		hash_seq_init(&status, table_cache);
+		while ((t = hash_seq_search(&status)) != NULL)
+			t->valid = false;
+	}
+	else
+	{
+		RetentionTable *t = hash_search(table_cache, &relid, HASH_FIND, NULL);
+
+		if (t != NULL)
+			t->valid = false;
+	}
+}
+
+static void
+expiry_init(void)
+{
+	HASHCTL		ctl;
+
+	if (table_cache != NULL)
+		return;
+	if (ExpiryCacheContext == NULL)
+		ExpiryCacheContext = AllocSetContextCreate(CacheMemoryContext,
+												   "retention expiry cache",
+												   ALLOCSET_DEFAULT_SIZES);
+	ctl.keysize = sizeof(Oid);
+	ctl.entrysize = sizeof(RetentionTable);
+	ctl.hcxt = ExpiryCacheContext;
+	table_cache = hash_create("retention tables", 64, &ctl,
+							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	retention_register_flush(expiry_flush);
+}
+
+/* the OID of retention's catalog table name */
+static Oid
+catalog_rel(const char *name)
+{
+	Oid			relid = get_relname_relid(name, retention_schema_oid(false));
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.%s\" does not exist", RETENTION_SCHEMA, name),
+				 errhint("The retention extension may be damaged; reinstall it.")));
+	return relid;
+}
+
+static void
+remember_catalog_rels(void)
+{
+	catalog_rels[0] = catalog_rel("window_setting");
+	catalog_rels[1] = catalog_rel("protected_table");
+	catalog_rels[2] = catalog_rel("column_method");
+}
+
+/*
+ * Run an SPI query with the privileges of the extension's owner: the
+ * rules read catalog tables (holds, consents) that the writing role may
+ * not read.
+ */
+Oid
+retention_extension_owner(void)
+{
+	if (!owner_valid)
+	{
+		bool		isnull;
+		int			ret;
+
+		SPI_connect();
+		ret = SPI_execute("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'retention'",
+						  true, 1);
+		if (ret != SPI_OK_SELECT || SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("extension \"retention\" is not installed in this database")));
+		extension_owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+														 SPI_tuptable->tupdesc, 1, &isnull));
+		SPI_finish();
+		owner_valid = true;
+	}
+	return extension_owner;
+}
+
+static void
+load_policy(void)
+{
+	int			ret;
+	uint64		i;
+
+	SPI_connect();
+	ret = SPI_execute("SELECT purpose, least(\"window\", ceiling) FROM retention.policy",
+					  true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
+	memset(policy_has_window, 0, sizeof(policy_has_window));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		char	   *name = SPI_getvalue(tup, SPI_tuptable->tupdesc, 1);
+		bool		isnull;
+		Datum		w = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
+		int			p = purpose_lookup(name);
+
+		if (p < 0 || isnull)
+			continue;
+		policy_window[p] = *DatumGetIntervalP(w);
+		policy_has_window[p] = true;
+	}
+	SPI_finish();
+	remember_catalog_rels();
+	policy_valid = true;
+	cutoffs_valid = false;
+}
+
+/*
+ * retention_cutoffs: for each purpose with a window, the latest anchor that
+ * is past it at now.  Cheap when called again for the same moment.
+ */
+void
+retention_cutoffs(TimestampTz now, RetentionCutoffs *cut)
+{
+	int			p;
+
+	expiry_init();
+	if (!policy_valid)
+		load_policy();
+	if (cutoffs_valid && last_cutoffs.now == now)
+	{
+		*cut = last_cutoffs;
+		return;
+	}
+	last_cutoffs.now = now;
+	for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
+	{
+		if (policy_has_window[p])
+			last_cutoffs.cutoff[p] =
+				DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
+														TimestampTzGetDatum(now),
+														IntervalPGetDatum(&policy_window[p])));
+		else
+			last_cutoffs.cutoff[p] = DT_NOEND;	/* kept by nothing but consent */
+	}
+	cutoffs_valid = true;
+	*cut = last_cutoffs;
+}
+
+/* the zone in which timestamp-without-time-zone columns are read */
+static pg_tz *
+current_retention_tz(void)
+{
+	if (!tz_valid)
+	{
+		const char *name = retention_timezone;
+
+		if (name == NULL || name[0] == '\0')
+			name = GetConfigOptionResetString("TimeZone");
+		retention_tz = pg_tzset(name);
+		if (retention_tz == NULL)
+			retention_tz = session_timezone;
+		tz_valid = true;
+	}
+	return retention_tz;
+}
+
+TimestampTz
+retention_timestamp_to_tz(Timestamp ts)
+{
+	struct pg_tm tt;
+	fsec_t		fsec;
+	int			tz;
+	TimestampTz result;
+
+	if (TIMESTAMP_NOT_FINITE(ts))
+		return ts;
+	if (timestamp2tm(ts, NULL, &tt, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	tz = DetermineTimeZoneOffset(&tt, current_retention_tz());
+	if (tm2timestamp(&tt, fsec, &tz, &result) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	return result;
+}
+
+/* -------------------------------------------------------------------------
+ * The relation cache
+ * -------------------------------------------------------------------------
+ */
+
+static AttrNumber
+attnum_of(TupleDesc desc, const char *name, Oid *type)
+{
+	int			i;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
+		{
+			if (type)
+				*type = att->atttypid;
+			return att->attnum;
+		}
+	}
+	return InvalidAttrNumber;
+}
+
+/* protection of relid (itself or through an ancestor): fills t */
+static void
+load_protection(RetentionTable *t, Relation rel, MemoryContext cxt)
+{
+	List	   *ancestors = NIL;
+	ListCell   *lc;
+	Datum	   *oids;
+	int			n = 0;
+	int			ret;
+	Oid			argtypes[1] = {OIDARRAYOID};
+	Datum		args[1];
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (rel->rd_rel->relispartition)
+		ancestors = get_partition_ancestors(t->relid);
+	oids = palloc(sizeof(Datum) * (list_length(ancestors) + 1));
+	oids[n++] = ObjectIdGetDatum(t->relid);
+	foreach(lc, ancestors)
+		oids[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	args[0] = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT relid::oid, ended_at, subscriber, on_expiry, billing_anchor "
+								"FROM retention.protected_table WHERE relid::oid = ANY ($1)",
+								1, argtypes, args, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	sdesc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *s;
+		int			i;
+
+		t->protected_relid = DatumGetObjectId(SPI_getbinval(tup, sdesc, 1, &isnull));
+		t->ended_at = attnum_of(desc, SPI_getvalue(tup, sdesc, 2), &t->ended_at_type);
+		if ((s = SPI_getvalue(tup, sdesc, 3)) != NULL)
+			t->subscriber = attnum_of(desc, s, NULL);
+		t->keep_anonymized = strcmp(SPI_getvalue(tup, sdesc, 4), "anonymize") == 0;
+		if ((s = SPI_getvalue(tup, sdesc, 5)) != NULL)
+			t->anchor = attnum_of(desc, s, &t->anchor_type);
+
+		if (t->ended_at == InvalidAttrNumber ||
+			(t->ended_at_type != TIMESTAMPTZOID && t->ended_at_type != TIMESTAMPOID))
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("protected table \"%s\" has no timestamp column \"%s\"",
+							RelationGetRelationName(rel), SPI_getvalue(tup, sdesc, 2)),
+					 errdetail("Nothing of it expires until it is protected again."),
+					 errhint("Run retention.unprotect() and retention.protect() with the right column.")));
+			t->ended_at = InvalidAttrNumber;
+		}
+
+		/* methods other than erase */
+		ret = SPI_execute_with_args("SELECT attname, method FROM retention.column_method "
+									"WHERE relid::oid = $1",
+									1, (Oid[]) {OIDOID},
+									(Datum[]) {ObjectIdGetDatum(t->protected_relid)},
+									NULL, true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+		for (i = 0; i < (int) SPI_processed; i++)
+		{
+			char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+			char	   *method = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+			int			c;
+
+			for (c = 0; c < t->ncolumns; c++)
+				if (strcmp(NameStr(t->columns[c].attname), name) == 0)
+					t->columns[c].method = (RetentionMethod) method_lookup(method);
+		}
+	}
+	SPI_finish();
+	if (!policy_valid)
+		load_policy();
+}
+
+static void
+build_table(RetentionTable *t)
+{
+	Relation	rel = table_open(t->relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	t->owner = rel->rd_rel->relowner;
+	t->columns = MemoryContextAllocZero(ExpiryCacheContext,
+										sizeof(RetentionColumn) * Max(desc->natts, 1));
+	t->timestamps = MemoryContextAllocZero(ExpiryCacheContext,
+										   sizeof(AttrNumber) * Max(desc->natts, 1));
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		int			kind;
+
+		if (att->attisdropped)
+			continue;
+		if (att->atttypid == TIMESTAMPTZOID || att->atttypid == TIMESTAMPOID)
+			t->timestamps[t->ntimestamps++] = att->attnum;
+		kind = retention_type_kind(att->atttypid);
+		if (kind == RT_NONE)
+			continue;
+		if (t->ncolumns >= RETENTION_MAX_COLUMNS)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("table \"%s\" has more than %d purpose-tagged columns",
+							RelationGetRelationName(rel), RETENTION_MAX_COLUMNS)));
+		t->columns[t->ncolumns].attnum = att->attnum;
+		t->columns[t->ncolumns].attname = att->attname;
+		t->columns[t->ncolumns].kind = (RetentionTypeKind) kind;
+		t->columns[t->ncolumns].purposes = purpose_set_from_typmod(att->atttypmod);
+		t->columns[t->ncolumns].method = RM_ERASE;
+		if (t->columns[t->ncolumns].purposes & PURPOSE_BIT(RETENTION_MARKETING))
+			t->has_marketing = true;
+		t->ncolumns++;
+	}
+	load_protection(t, rel, ExpiryCacheContext);
+	table_close(rel, NoLock);
+}
+
+static void
+free_table(RetentionTable *t)
+{
+	if (t->columns)
+		pfree(t->columns);
+	if (t->timestamps)
+		pfree(t->timestamps);
+	if (t->update_plan)
+		SPI_freeplan(t->update_plan);
+	if (t->delete_plan)
+		SPI_freeplan(t->delete_plan);
+}
+
+/*
+ * retention_table: how retention sees relation relid.  The entry stays
+ * valid until the next invalidation; callers must not keep it across
+ * statements.
+ */
+RetentionTable *
+retention_table(Oid relid)
+{
+	RetentionTable *t;
+	RetentionTable fresh;
+	bool		found;
+
+	if (last_table != NULL && last_table->relid == relid && last_table->valid)
+		return last_table;
+	expiry_init();
+
+	t = hash_search(table_cache, &relid, HASH_FIND, &found);
+	if (found && t->valid)
+		return last_table = t;
+
+	/* build into a local copy, so that an error leaves no half entry */
+	memset(&fresh, 0, sizeof(fresh));
+	fresh.relid = relid;
+	PG_TRY();
+	{
+		build_table(&fresh);
+	}
+	PG_CATCH();
+	{
+		free_table(&fresh);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	fresh.valid = true;
+
+	t = hash_search(table_cache, &relid, HASH_ENTER, &found);
+	if (found)
+		free_table(t);
+	*t = fresh;
+	return last_table = t;
+}
+
+/* -------------------------------------------------------------------------
+ * The rules
+ * -------------------------------------------------------------------------
+ */
+
+/* is column c of a complete row still kept for one of its purposes? */
+static inline bool
+column_kept(const RetentionColumn *c, const RetentionCutoffs *cut,
+			const RetentionRow *row)
+{
+	PurposeSet	ps = c->purposes;
+
+	if (row->hold == HOLD_ALL)
+		return true;
+	if (ps & PURPOSE_BIT(RETENTION_BILLING))
+	{
+		if (row->hold == HOLD_BILLING)
+			return true;
+		if ((row->has_anchor ? row->billing_anchor : row->ended_at) >
+			cut->cutoff[RETENTION_BILLING])
+			return true;
+	}
+	if ((ps & PURPOSE_BIT(RETENTION_LAW_ENFORCEMENT)) &&
+		row->ended_at > cut->cutoff[RETENTION_LAW_ENFORCEMENT])
+		return true;
+	if ((ps & PURPOSE_BIT(RETENTION_NETWORK_SECURITY)) &&
+		row->ended_at > cut->cutoff[RETENTION_NETWORK_SECURITY])
+		return true;
+	if ((ps & PURPOSE_BIT(RETENTION_MARKETING)) && row->consent)
+		return true;
+	return false;
+}
+
+/*
+ * expiry_due_columns: the tagged columns (bit i for t->columns[i]) of a
+ * complete row that are due at cut->now; *fully_due when all are.
+ */
+uint64
+expiry_due_columns(const RetentionTable *t, const RetentionCutoffs *cut,
+				   const RetentionRow *row, bool *fully_due)
+{
+	uint64		due = 0;
+	int			i;
+
+	for (i = 0; i < t->ncolumns; i++)
+		if (!column_kept(&t->columns[i], cut, row))
+			due |= UINT64CONST(1) << i;
+	*fully_due = (t->ncolumns > 0 && due == (UINT64CONST(1) << (t->ncolumns - 1) << 1) - 1);
+	return due;
+}
+
+static TimestampTz
+timestamp_value(Oid type, Datum d)
+{
+	if (type == TIMESTAMPOID)
+		return retention_timestamp_to_tz(DatumGetTimestamp(d));
+	return DatumGetTimestampTz(d);
+}
+
+/*
+ * expiry_read_row: the row's anchors from its values (indexed by attnum - 1);
+ * false if the row is in progress (ended_at NULL) or the table unprotected.
+ * Consent and holds are left unknown (false, none): expiry_lookup_row()
+ * fills them, when there is something due to look them up for.
+ */
+bool
+expiry_read_row(const RetentionTable *t, const Datum *values, const bool *isnull,
+				RetentionRow *row)
+{
+	memset(row, 0, sizeof(*row));
+	if (t->ended_at == InvalidAttrNumber || isnull[t->ended_at - 1])
+		return false;
+	row->ended_at = timestamp_value(t->ended_at_type, values[t->ended_at - 1]);
+	if (t->anchor != InvalidAttrNumber && !isnull[t->anchor - 1])
+	{
+		row->billing_anchor = timestamp_value(t->anchor_type, values[t->anchor - 1]);
+		row->has_anchor = true;
+	}
+	return true;
+}
+
+/*
+ * expiry_lookup_row: the holds on the row and, if need_consent, the
+ * subscriber's marketing consent.  Reads retention.hold and
+ * retention.consent as the extension's owner: the writing role may not.
+ */
+void
+expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnull,
+				  RetentionRow *row, bool need_consent)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	Datum		subscriber;
+	int			ret;
+	bool		n;
+
+	if (t->subscriber == InvalidAttrNumber || isnull[t->subscriber - 1])
+		return;
+	subscriber = values[t->subscriber - 1];
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(retention_extension_owner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+	SPI_connect();
+
+	if (hold_plan == NULL)
+	{
+		hold_plan = SPI_prepare("SELECT max(CASE WHEN reason = 'billing_dispute' THEN 1 ELSE 2 END) "
+								"FROM retention.hold "
+								"WHERE relid::oid = $1 AND subscriber = $2 "
+								"AND released_at IS NULL AND (until IS NULL OR until > $4) "
+								"AND $3 BETWEEN from_ts AND to_ts",
+								4, (Oid[]) {OIDOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID});
+		if (hold_plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(hold_plan);
+	}
+	ret = SPI_execute_plan(hold_plan,
+						   (Datum[]) {ObjectIdGetDatum(t->protected_relid), subscriber,
+							   TimestampTzGetDatum(row->ended_at),
+							   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
+						   NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		Datum		h = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n);
+
+		if (!n)
+			row->hold = DatumGetInt32(h) == 1 ? HOLD_BILLING : HOLD_ALL;
+	}
+
+	if (need_consent)
+	{
+		if (consent_plan == NULL)
+		{
+			consent_plan = SPI_prepare("SELECT 1 FROM retention.consent "
+									   "WHERE subscriber = $1 AND withdrawn_at IS NULL "
+									   "AND least(valid_until, contract_end) > $2",
+									   2, (Oid[]) {TEXTOID, TIMESTAMPTZOID});
+			if (consent_plan == NULL)
+				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+			SPI_keepplan(consent_plan);
+		}
+		ret = SPI_execute_plan(consent_plan,
+							   (Datum[]) {subscriber,
+								   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
+							   NULL, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+		row->consent = (SPI_processed == 1);
+	}
+
+	SPI_finish();
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/* the method column c gets when due; hashes go too once the row is fully due */
+static inline RetentionMethod
+effective_method(const RetentionColumn *c, bool fully_due)
+{
+	if (fully_due && c->method == RM_HASH)
+		return RM_ERASE;
+	return c->method;
+}
+
+/* does value (not NULL) still need method applied? */
+static bool
+value_needs(const RetentionColumn *c, RetentionMethod m, Datum value)
+{
+	text	   *v = DatumGetTextPP(value);
+	RetentionValueForm form = retention_value_form(c->kind, VARDATA_ANY(v),
+												   VARSIZE_ANY_EXHDR(v));
+
+	switch (m)
+	{
+		case RM_ERASE:
+			return true;
+		case RM_GENERALIZE:
+			return form != RV_GENERALIZED;
+		case RM_HASH:
+			return form == RV_CLEAR;
+	}
+	return true;
+}
+
+/*
+ * expiry_needs_work: would expiry_apply() change anything?  In delete mode a
+ * fully due row always needs work (deletion) and is not asked about here.
+ */
+bool
+expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_due,
+				  const Datum *values, const bool *isnull)
+{
+	int			i;
+
+	for (i = 0; i < t->ncolumns; i++)
+	{
+		const RetentionColumn *c = &t->columns[i];
+
+		if ((due & (UINT64CONST(1) << i)) == 0 || isnull[c->attnum - 1])
+			continue;
+		if (value_needs(c, effective_method(c, fully_due), values[c->attnum - 1]))
+			return true;
+	}
+	if (fully_due && t->keep_anonymized)
+	{
+		for (i = 0; i < t->ntimestamps; i++)
+		{
+			AttrNumber	a = t->timestamps[i];
+
+			if (!isnull[a - 1] &&
+				retention_generalize_timestamp(DatumGetTimestampTz(values[a - 1])) !=
+				DatumGetTimestampTz(values[a - 1]))
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * expiry_apply: apply the due columns' methods to values/isnull in place
+ * (marking replace[attnum - 1]); when the row is fully due and kept
+ * anonymized, generalize its timestamps too.  Returns whether anything
+ * changed.
+ */
+bool
+expiry_apply(const RetentionTable *t, uint64 due, bool fully_due,
+			 Datum *values, bool *isnull, bool *replace)
+{
+	bool		changed = false;
+	int			i;
+
+	for (i = 0; i < t->ncolumns; i++)
+	{
+		const RetentionColumn *c = &t->columns[i];
+		AttrNumber	a = c->attnum;
+		RetentionMethod m = effective_method(c, fully_due);
+		text	   *result;
+
+		if ((due & (UINT64CONST(1) << i)) == 0 || isnull[a - 1])
+			continue;
+		if (!value_needs(c, m, values[a - 1]))
+			continue;
+		result = retention_anonymize_value(c->kind, DatumGetTextPP(values[a - 1]), m);
+		values[a - 1] = PointerGetDatum(result);
+		isnull[a - 1] = (result == NULL);
+		replace[a - 1] = true;
+		changed = true;
+	}
+	if (fully_due && t->keep_anonymized)
+	{
+		for (i = 0; i < t->ntimestamps; i++)
+		{
+			AttrNumber	a = t->timestamps[i];
+			TimestampTz ts,
+						g;
+
+			if (isnull[a - 1])
+				continue;
+			ts = DatumGetTimestampTz(values[a - 1]);
+			g = retention_generalize_timestamp(ts);
+			if (g != ts)
+			{
+				values[a - 1] = TimestampTzGetDatum(g);
+				replace[a - 1] = true;
+				changed = true;
+			}
+		}
+	}
+	return changed;
+}

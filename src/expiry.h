@@ -1,0 +1,123 @@
+/*-------------------------------------------------------------------------
+ *
+ * expiry.h
+ *	  The retention rules: what a protected table is, when each of its
+ *	  values falls due, and what becomes of it then.
+ *
+ * One engine for the expiry triggers (trigger.c), the sweep (sweep.c) and
+ * the report: they all ask expiry.c, never decide for themselves.
+ *
+ * Copyright (c) 2026, retention developers
+ *
+ * src/expiry.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef RETENTION_EXPIRY_H
+#define RETENTION_EXPIRY_H
+
+#include "retention.h"
+
+#include "access/tupdesc.h"
+#include "executor/spi.h"
+#include "utils/relcache.h"
+#include "utils/timestamp.h"
+
+/* at most this many tagged columns per table (a bitmask of them is used) */
+#define RETENTION_MAX_COLUMNS	64
+
+typedef struct RetentionColumn
+{
+	AttrNumber	attnum;			/* in the relation the entry describes */
+	NameData	attname;
+	RetentionTypeKind kind;
+	PurposeSet	purposes;
+	RetentionMethod method;		/* at the deadline (erase by default) */
+} RetentionColumn;
+
+/* what holds keep of a row (retention.hold reasons) */
+typedef enum RetentionHold
+{
+	HOLD_NONE = 0,
+	HOLD_BILLING,				/* billing_dispute: what is kept for billing */
+	HOLD_ALL					/* judicial_request, quick_freeze: the row */
+} RetentionHold;
+
+/*
+ * A relation as retention sees it: any table's tagged columns, and, when it
+ * is protected (itself or through a partitioned ancestor), how.  Attribute
+ * numbers are the relation's own, so that partitions with other layouts
+ * work.  Cached per relation; rebuilt after relcache invalidation.
+ */
+typedef struct RetentionTable
+{
+	Oid			relid;			/* hash key */
+	bool		valid;
+	Oid			protected_relid;	/* relid or an ancestor; InvalidOid if not
+									 * protected */
+	Oid			owner;			/* of the relation: fix-ups run as it */
+	AttrNumber	ended_at;
+	Oid			ended_at_type;	/* TIMESTAMPTZOID or TIMESTAMPOID */
+	AttrNumber	anchor;			/* billing anchor, or InvalidAttrNumber */
+	Oid			anchor_type;
+	AttrNumber	subscriber;		/* or InvalidAttrNumber */
+	bool		keep_anonymized;	/* on_expiry = 'anonymize' */
+	bool		has_marketing;	/* some column is kept for marketing */
+	int			ncolumns;
+	RetentionColumn *columns;
+	int			ntimestamps;	/* generalized when the row is kept
+								 * anonymized */
+	AttrNumber *timestamps;
+	/* prepared by trigger.c on first use, freed with the entry */
+	SPIPlanPtr	update_plan;
+	SPIPlanPtr	delete_plan;
+} RetentionTable;
+
+/*
+ * The moment a decision is taken for ("now": the statement's start, or the
+ * sweep's fixed cutoff) and, for each purpose, the latest anchor whose
+ * window has ended at that moment.  A value is kept for purpose p while its
+ * anchor is later than cutoff[p].
+ */
+typedef struct RetentionCutoffs
+{
+	TimestampTz now;
+	TimestampTz cutoff[RETENTION_NUM_PURPOSES];
+} RetentionCutoffs;
+
+/* one row's facts, as the rules need them */
+typedef struct RetentionRow
+{
+	TimestampTz ended_at;		/* the row is complete: not NULL */
+	TimestampTz billing_anchor;
+	bool		has_anchor;
+	bool		consent;		/* an active marketing consent covers it */
+	RetentionHold hold;
+} RetentionRow;
+
+/* the relation's description; never NULL */
+extern RetentionTable *retention_table(Oid relid);
+
+extern void retention_cutoffs(TimestampTz now, RetentionCutoffs *cut);
+extern uint64 expiry_due_columns(const RetentionTable *t, const RetentionCutoffs *cut,
+								 const RetentionRow *row, bool *fully_due);
+
+extern bool expiry_read_row(const RetentionTable *t, const Datum *values,
+							const bool *isnull, RetentionRow *row);
+extern void expiry_lookup_row(const RetentionTable *t, const Datum *values,
+							  const bool *isnull, RetentionRow *row,
+							  bool need_consent);
+extern bool expiry_apply(const RetentionTable *t, uint64 due, bool fully_due,
+						 Datum *values, bool *isnull, bool *replace);
+extern bool expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_due,
+							  const Datum *values, const bool *isnull);
+
+extern TimestampTz retention_timestamp_to_tz(Timestamp ts);
+
+/* trigger.c */
+extern bool retention_expiry_quiet;
+extern TimestampTz retention_sweep_now;
+extern SPIPlanPtr retention_fixup_plan(RetentionTable *t, Relation rel, bool delete);
+extern Oid	retention_extension_owner(void);
+
+#endif							/* RETENTION_EXPIRY_H */

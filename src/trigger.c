@@ -1,0 +1,437 @@
+/*-------------------------------------------------------------------------
+ *
+ * trigger.c
+ *	  The row-level expiry triggers: what is already due when a row is
+ *	  written is never stored in clear.
+ *
+ * protect() gives each protected table two triggers, and chooses their
+ * events so that ingest stays at full speed:
+ *
+ *	retention_expire_before  BEFORE UPDATE (and INSERT, see below) FOR EACH
+ *		ROW: applies the rules to the new row in place.  A call completed
+ *		late, or a value rewritten past its deadline, is anonymized before
+ *		it is stored.
+ *	retention_expire_after   AFTER INSERT OR UPDATE FOR EACH ROW WHEN
+ *		(retention._due_at_write(...)): the WHEN prefilter is a cheap test
+ *		on ended_at; only rows that pass it (late or back-filled CDRs)
+ *		queue an event, and the trigger then anonymizes the row it wrote
+ *		(an UPDATE that the BEFORE trigger transforms) or deletes it.  An
+ *		AFTER trigger keeps COPY's multi-row inserts, which any BEFORE ROW
+ *		INSERT trigger turns off.
+ *
+ * A table with a column that falls due as soon as the call ends (kept for
+ * no purpose, or for marketing only) has every completed row changed as it
+ * is written; for it, the BEFORE trigger also fires on INSERT, changing the
+ * row before it is stored at all, and the AFTER trigger is for UPDATE only.
+ *
+ * A writer is never made to fail by well-typed data: the AFTER trigger's
+ * work runs in a subtransaction, and a failure there is logged (WARNING and
+ * retention.write_log) for the sweep to retry.  Rows deleted or anonymized
+ * here are counted in retention.write_log.  The rules are expiry.c's.
+ *
+ * Copyright (c) 2026, retention developers
+ *
+ * src/trigger.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "expiry.h"
+
+PG_FUNCTION_INFO_V1(retention_expire_before);
+PG_FUNCTION_INFO_V1(retention_expire_after);
+PG_FUNCTION_INFO_V1(retention_due_at_write);
+PG_FUNCTION_INFO_V1(retention_tagged_columns);
+
+/*
+ * Set while the AFTER trigger's own UPDATE runs (its BEFORE trigger then
+ * counts nothing: the AFTER trigger does), and by sweep.c while it sweeps
+ * (the sweep keeps its own counts).
+ */
+bool		retention_expiry_quiet = false;
+
+/*
+ * The moment decisions are taken for: the statement's start, unless a sweep
+ * fixed its cutoff for the whole run.
+ */
+TimestampTz retention_sweep_now = 0;
+
+static TimestampTz
+decision_time(void)
+{
+	if (retention_sweep_now != 0)
+		return retention_sweep_now;
+	return GetCurrentStatementStartTimestamp();
+}
+
+/* append a row to retention.write_log, whatever the writer's privileges */
+static void
+write_log(Oid relid, const char *action, int rows, const char *error)
+{
+	Relation	rel;
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
+	HeapTuple	tup;
+	Oid			logrel = get_relname_relid("write_log", retention_schema_oid(false));
+
+	if (!OidIsValid(logrel))
+		return;
+	rel = table_open(logrel, RowExclusiveLock);
+	values[0] = TimestampTzGetDatum(GetCurrentTimestamp());
+	values[1] = ObjectIdGetDatum(relid);
+	values[2] = CStringGetTextDatum(action);
+	values[3] = Int32GetDatum(rows);
+	if (error)
+		values[4] = CStringGetTextDatum(error);
+	else
+		nulls[4] = true;
+	tup = heap_form_tuple(RelationGetDescr(rel), values, nulls);
+	simple_heap_insert(rel, tup);
+	heap_freetuple(tup);
+	table_close(rel, RowExclusiveLock);
+}
+
+/* deform a trigger tuple into fresh arrays */
+static void
+deform(HeapTuple tuple, TupleDesc desc, Datum **values, bool **isnull)
+{
+	*values = palloc(sizeof(Datum) * desc->natts);
+	*isnull = palloc(sizeof(bool) * desc->natts);
+	heap_deform_tuple(tuple, desc, *values, *isnull);
+}
+
+/*
+ * What is due in this row now: looks up holds and consent only when
+ * something would be due without them.
+ */
+static uint64
+row_due(RetentionTable *t, const Datum *values, const bool *isnull,
+		bool *fully_due, bool *complete)
+{
+	RetentionCutoffs cut;
+	RetentionRow row;
+	uint64		due;
+
+	*fully_due = false;
+	*complete = expiry_read_row(t, values, isnull, &row);
+	if (!*complete)
+		return 0;
+	retention_cutoffs(decision_time(), &cut);
+	due = expiry_due_columns(t, &cut, &row, fully_due);
+	if (due == 0)
+		return 0;
+	expiry_lookup_row(t, values, isnull, &row, t->has_marketing);
+	return expiry_due_columns(t, &cut, &row, fully_due);
+}
+
+static void
+check_trigger(FunctionCallInfo fcinfo, const char *name)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" must be fired by a trigger", name)));
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_DELETE(trigdata->tg_event) ||
+		TRIGGER_FIRED_BY_TRUNCATE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" must be fired for each row on INSERT or UPDATE", name)));
+}
+
+/*
+ * retention_expire_before: BEFORE INSERT/UPDATE FOR EACH ROW.  Applies what
+ * is due to the new row before it is stored.  A fully due row in a table
+ * that deletes expired rows is not inserted at all (and counted); on
+ * UPDATE it is stored with nothing personal left, and the AFTER trigger
+ * deletes it.
+ */
+Datum
+retention_expire_before(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	desc;
+	HeapTuple	newtuple;
+	RetentionTable *t;
+	Datum	   *values;
+	bool	   *isnull;
+	bool	   *replace;
+	bool		fully_due,
+				complete;
+	bool		inserting;
+	uint64		due;
+
+	check_trigger(fcinfo, "retention._expire_before");
+	rel = trigdata->tg_relation;
+	desc = RelationGetDescr(rel);
+	inserting = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
+	newtuple = inserting ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
+
+	t = retention_table(RelationGetRelid(rel));
+	if (!OidIsValid(t->protected_relid) || t->ncolumns == 0)
+		return PointerGetDatum(newtuple);
+
+	deform(newtuple, desc, &values, &isnull);
+	due = row_due(t, values, isnull, &fully_due, &complete);
+	if (due == 0)
+		return PointerGetDatum(newtuple);
+
+	if (inserting && fully_due && !t->keep_anonymized)
+	{
+		if (!retention_expiry_quiet)
+			write_log(t->protected_relid, "deleted", 1, NULL);
+		return PointerGetDatum(NULL);
+	}
+
+	replace = palloc0(sizeof(bool) * desc->natts);
+	if (!expiry_apply(t, due, fully_due, values, isnull, replace))
+		return PointerGetDatum(newtuple);
+	if (!retention_expiry_quiet)
+		write_log(t->protected_relid, "anonymized", 1, NULL);
+	return PointerGetDatum(heap_modify_tuple(newtuple, desc, values, isnull, replace));
+}
+
+/* prepare "UPDATE/DELETE ... WHERE ctid = $1" for relation t, once */
+SPIPlanPtr
+retention_fixup_plan(RetentionTable *t, Relation rel, bool delete)
+{
+	SPIPlanPtr *slot = delete ? &t->delete_plan : &t->update_plan;
+	char	   *relname;
+	char	   *sql;
+	Oid			argtypes[1] = {TIDOID};
+
+	if (*slot != NULL)
+		return *slot;
+	relname = quote_qualified_identifier(get_namespace_name(RelationGetNamespace(rel)),
+										 RelationGetRelationName(rel));
+	if (delete)
+		sql = psprintf("DELETE FROM ONLY %s WHERE ctid = $1", relname);
+	else
+	{
+		const char *ended_at = NameStr(TupleDescAttr(RelationGetDescr(rel), t->ended_at - 1)->attname);
+
+		sql = psprintf("UPDATE ONLY %s SET %s = %s WHERE ctid = $1", relname,
+					   quote_identifier(ended_at), quote_identifier(ended_at));
+	}
+	*slot = SPI_prepare(sql, 1, argtypes);
+	if (*slot == NULL)
+		elog(ERROR, "SPI_prepare(\"%s\") failed: %s", sql, SPI_result_code_string(SPI_result));
+	SPI_keepplan(*slot);
+	return *slot;
+}
+
+/*
+ * Delete or re-write (through the BEFORE trigger) the row at tid, as the
+ * table's owner, in a subtransaction: the writer must not fail because of
+ * it.  Returns whether it succeeded.
+ */
+static bool
+fixup_row(RetentionTable *t, Relation rel, ItemPointer tid, bool delete)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	Oid			save_userid;
+	int			save_sec_context;
+	volatile bool ok = true;
+	bool		save_quiet = retention_expiry_quiet;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		Datum		arg = PointerGetDatum(tid);
+		int			ret;
+
+		SetUserIdAndSecContext(t->owner, save_sec_context |
+							   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
+		retention_expiry_quiet = true;
+		SPI_connect();
+		ret = SPI_execute_plan(retention_fixup_plan(t, rel, delete), &arg, NULL, false, 1);
+		if (ret != (delete ? SPI_OK_DELETE : SPI_OK_UPDATE))
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+		SPI_finish();
+		retention_expiry_quiet = save_quiet;
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		retention_expiry_quiet = save_quiet;
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("could not %s an expired row of \"%s\": %s",
+						delete ? "delete" : "anonymize",
+						RelationGetRelationName(rel), edata->message),
+				 errdetail("The row was stored as written; the next sweep retries it."),
+				 errhint("See retention.write_log.")));
+		write_log(t->protected_relid, "failed", 1, edata->message);
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * retention_expire_after: AFTER INSERT/UPDATE FOR EACH ROW, for rows that
+ * passed the WHEN prefilter.  Deletes a fully due row (unless the table
+ * keeps rows anonymized) and, for an INSERT, anonymizes what is due by
+ * updating the row through the BEFORE trigger.
+ */
+Datum
+retention_expire_after(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	desc;
+	HeapTuple	tuple;
+	RetentionTable *t;
+	Datum	   *values;
+	bool	   *isnull;
+	bool		fully_due,
+				complete;
+	bool		inserting;
+	uint64		due;
+
+	check_trigger(fcinfo, "retention._expire_after");
+	rel = trigdata->tg_relation;
+	desc = RelationGetDescr(rel);
+	inserting = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
+	tuple = inserting ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
+
+	t = retention_table(RelationGetRelid(rel));
+	if (!OidIsValid(t->protected_relid) || t->ncolumns == 0)
+		return PointerGetDatum(NULL);
+
+	deform(tuple, desc, &values, &isnull);
+	due = row_due(t, values, isnull, &fully_due, &complete);
+	if (due == 0)
+		return PointerGetDatum(NULL);
+
+	if (fully_due && !t->keep_anonymized)
+	{
+		if (fixup_row(t, rel, &tuple->t_self, true) && !retention_expiry_quiet)
+			write_log(t->protected_relid, "deleted", 1, NULL);
+	}
+	else if (inserting && expiry_needs_work(t, due, fully_due, values, isnull))
+	{
+		if (fixup_row(t, rel, &tuple->t_self, false) && !retention_expiry_quiet)
+			write_log(t->protected_relid, "anonymized", 1, NULL);
+	}
+	return PointerGetDatum(NULL);
+}
+
+/*
+ * retention_due_at_write(tableoid, ended_at [, billing_anchor]): the WHEN
+ * prefilter of the AFTER trigger.  True when some tagged column of a row
+ * with these anchors would be due now if no consent or hold kept it: only
+ * such rows queue a trigger event.
+ */
+Datum
+retention_due_at_write(PG_FUNCTION_ARGS)
+{
+	RetentionTable *t;
+	RetentionCutoffs cut;
+	RetentionRow row;
+	bool		fully_due;
+	Oid		   *types;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	t = retention_table(PG_GETARG_OID(0));
+	if (!OidIsValid(t->protected_relid) || t->ncolumns == 0)
+		PG_RETURN_BOOL(false);
+
+	/* the argument types, looked up once per expression */
+	types = (Oid *) fcinfo->flinfo->fn_extra;
+	if (types == NULL)
+	{
+		types = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid) * 3);
+		types[1] = get_fn_expr_argtype(fcinfo->flinfo, 1);
+		types[2] = PG_NARGS() > 2 ? get_fn_expr_argtype(fcinfo->flinfo, 2) : InvalidOid;
+		fcinfo->flinfo->fn_extra = types;
+	}
+
+	memset(&row, 0, sizeof(row));
+	row.ended_at = (types[1] == TIMESTAMPOID) ?
+		retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(1)) : PG_GETARG_TIMESTAMPTZ(1);
+	if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
+	{
+		row.billing_anchor = (types[2] == TIMESTAMPOID) ?
+			retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(2)) : PG_GETARG_TIMESTAMPTZ(2);
+		row.has_anchor = true;
+	}
+	retention_cutoffs(decision_time(), &cut);
+	PG_RETURN_BOOL(expiry_due_columns(t, &cut, &row, &fully_due) != 0);
+}
+
+/*
+ * retention.tagged_columns(tbl): the purpose-tagged columns of a table as
+ * the C module sees them (purposes from the type modifier, method from
+ * retention.column_method).
+ */
+Datum
+retention_tagged_columns(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	RetentionTable *t;
+	int			i;
+
+	InitMaterializedSRF(fcinfo, 0);
+	t = retention_table(PG_GETARG_OID(0));
+	for (i = 0; i < t->ncolumns; i++)
+	{
+		const RetentionColumn *c = &t->columns[i];
+		Datum		values[4];
+		bool		nulls[4] = {false, false, false, false};
+		Datum		purposes[RETENTION_NUM_PURPOSES];
+		int			n = 0;
+		int			p;
+
+		for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
+			if (c->purposes & PURPOSE_BIT(p))
+				purposes[n++] = CStringGetTextDatum(retention_purpose_names[p]);
+		values[0] = NameGetDatum(&c->attname);
+		values[1] = ObjectIdGetDatum(retention_type_oid(c->kind));
+		values[2] = PointerGetDatum(construct_array(purposes, n, TEXTOID, -1, false, TYPALIGN_INT));
+		values[3] = CStringGetTextDatum(retention_method_names[c->method]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
