@@ -671,10 +671,11 @@ value_needs(const RetentionColumn *c, RetentionMethod m, Datum value)
 /*
  * expiry_needs_work: would expiry_apply() change anything?  In delete mode a
  * fully due row always needs work (deletion) and is not asked about here.
+ * With timestamps false, only the tagged values are looked at.
  */
 bool
 expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_due,
-				  const Datum *values, const bool *isnull)
+				  const Datum *values, const bool *isnull, bool timestamps)
 {
 	int			i;
 
@@ -687,7 +688,7 @@ expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_due,
 		if (value_needs(c, effective_method(c, fully_due), values[c->attnum - 1]))
 			return true;
 	}
-	if (fully_due && t->keep_anonymized)
+	if (fully_due && t->keep_anonymized && timestamps)
 	{
 		for (i = 0; i < t->ntimestamps; i++)
 		{

@@ -110,12 +110,13 @@ extern void expiry_lookup_row(const RetentionTable *t, const Datum *values,
 extern bool expiry_apply(const RetentionTable *t, uint64 due, bool fully_due,
 						 Datum *values, bool *isnull, bool *replace);
 extern bool expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_due,
-							  const Datum *values, const bool *isnull);
+							  const Datum *values, const bool *isnull, bool timestamps);
 
 extern TimestampTz retention_timestamp_to_tz(Timestamp ts);
 
 /* trigger.c */
 extern bool retention_expiry_quiet;
+extern Oid	retention_fixup_relid;
 extern TimestampTz retention_sweep_now;
 extern SPIPlanPtr retention_fixup_plan(RetentionTable *t, Relation rel, bool delete);
 extern Oid	retention_extension_owner(void);

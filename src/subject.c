@@ -143,8 +143,9 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 					elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 				deleted += SPI_processed;
 			}
-			else if (due != 0 && expiry_needs_work(t, due, fully_due, values, isnull))
+			else if (due != 0 && expiry_needs_work(t, due, fully_due, values, isnull, true))
 			{
+				retention_fixup_relid = leaf;
 				/* the BEFORE UPDATE trigger applies the rules, as of the end of time */
 				ret = SPI_execute_plan(retention_fixup_plan(t, rel, false),
 									   (Datum[]) {PointerGetDatum(tid)}, NULL, false, 1);
@@ -160,6 +161,7 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 	{
 		retention_sweep_now = save_now;
 		retention_expiry_quiet = save_quiet;
+		retention_fixup_relid = InvalidOid;
 	}
 	PG_END_TRY();
 

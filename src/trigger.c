@@ -71,6 +71,14 @@ PG_FUNCTION_INFO_V1(retention_tagged_columns);
 bool		retention_expiry_quiet = false;
 
 /*
+ * The relation whose rows retention itself is re-writing ("UPDATE ... SET
+ * ended_at = ended_at" from the AFTER trigger, the sweep or a subject's
+ * request): there, an update that changes nothing is skipped, so that no
+ * row version is written for nothing.
+ */
+Oid			retention_fixup_relid = InvalidOid;
+
+/*
  * The moment decisions are taken for: the statement's start, unless a sweep
  * fixed its cutoff for the whole run.
  */
@@ -183,6 +191,7 @@ retention_expire_before(PG_FUNCTION_ARGS)
 				complete;
 	bool		inserting;
 	uint64		due;
+	HeapTuple	noop;
 
 	check_trigger(fcinfo, "retention._expire_before");
 	rel = trigdata->tg_relation;
@@ -194,10 +203,12 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	if (!OidIsValid(t->protected_relid) || t->ncolumns == 0)
 		return PointerGetDatum(newtuple);
 
+	noop = (!inserting && RelationGetRelid(rel) == retention_fixup_relid) ?
+		NULL : newtuple;
 	deform(newtuple, desc, &values, &isnull);
 	due = row_due(t, values, isnull, &fully_due, &complete);
 	if (due == 0)
-		return PointerGetDatum(newtuple);
+		return PointerGetDatum(noop);
 
 	if (inserting && fully_due && !t->keep_anonymized)
 	{
@@ -208,7 +219,7 @@ retention_expire_before(PG_FUNCTION_ARGS)
 
 	replace = palloc0(sizeof(bool) * desc->natts);
 	if (!expiry_apply(t, due, fully_due, values, isnull, replace))
-		return PointerGetDatum(newtuple);
+		return PointerGetDatum(noop);
 	if (!retention_expiry_quiet)
 		write_log(t->protected_relid, "anonymized", 1, NULL);
 	return PointerGetDatum(heap_modify_tuple(newtuple, desc, values, isnull, replace));
@@ -257,6 +268,7 @@ fixup_row(RetentionTable *t, Relation rel, ItemPointer tid, bool delete)
 	int			save_sec_context;
 	volatile bool ok = true;
 	bool		save_quiet = retention_expiry_quiet;
+	Oid			save_fixup = retention_fixup_relid;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	BeginInternalSubTransaction(NULL);
@@ -269,12 +281,14 @@ fixup_row(RetentionTable *t, Relation rel, ItemPointer tid, bool delete)
 		SetUserIdAndSecContext(t->owner, save_sec_context |
 							   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
 		retention_expiry_quiet = true;
+		retention_fixup_relid = RelationGetRelid(rel);
 		SPI_connect();
 		ret = SPI_execute_plan(retention_fixup_plan(t, rel, delete), &arg, NULL, false, 1);
 		if (ret != (delete ? SPI_OK_DELETE : SPI_OK_UPDATE))
 			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 		SPI_finish();
 		retention_expiry_quiet = save_quiet;
+		retention_fixup_relid = save_fixup;
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
@@ -285,6 +299,7 @@ fixup_row(RetentionTable *t, Relation rel, ItemPointer tid, bool delete)
 		ErrorData  *edata;
 
 		retention_expiry_quiet = save_quiet;
+		retention_fixup_relid = save_fixup;
 		MemoryContextSwitchTo(oldcontext);
 		edata = CopyErrorData();
 		FlushErrorState();
@@ -349,7 +364,7 @@ retention_expire_after(PG_FUNCTION_ARGS)
 		if (fixup_row(t, rel, &tuple->t_self, true) && !retention_expiry_quiet)
 			write_log(t->protected_relid, "deleted", 1, NULL);
 	}
-	else if (inserting && expiry_needs_work(t, due, fully_due, values, isnull))
+	else if (inserting && expiry_needs_work(t, due, fully_due, values, isnull, true))
 	{
 		if (fixup_row(t, rel, &tuple->t_self, false) && !retention_expiry_quiet)
 			write_log(t->protected_relid, "anonymized", 1, NULL);

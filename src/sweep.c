@@ -1,0 +1,1006 @@
+/*-------------------------------------------------------------------------
+ *
+ * sweep.c
+ *	  The sweep: everything that fell due after it was written, applied
+ *	  table by table, batch by batch (SPEC 3.8).  The one engine behind
+ *	  CALL retention.sweep() and the background worker.
+ *
+ * A run fixes its cutoff (the moment it decides for) once.  For each
+ * protected table it takes a session advisory lock (a second sweep skips
+ * a table that is being swept), writes its sweep_log row and commits, so
+ * that a crash leaves a trace.  Then each leaf relation is swept:
+ *
+ *	- a partition whose bound proves every row fully due, with nothing held
+ *	  or consented in it, is truncated whole (the fast path), under a short
+ *	  lock_timeout: if it cannot be locked at once it is swept row by row
+ *	  next time;
+ *	- otherwise the heap is walked in block ranges (TID range scans, so a
+ *	  run reads the table once), each batch one DELETE of the fully due rows
+ *	  and one UPDATE of the rows with something to anonymize (the BEFORE
+ *	  UPDATE trigger applies the rules of expiry.c as of the cutoff), in a
+ *	  subtransaction, committed before the next.  Rows are locked only for
+ *	  the batch; a batch that meets a row locked by someone else for more
+ *	  than a moment is redone with SKIP LOCKED, and the locked rows are
+ *	  counted as skipped, for the next run.
+ *
+ * An error in one table is recorded in its sweep_log row and the others
+ * still run.  A cancel or shutdown stops the run between statements; what
+ * was committed stays, the batch in flight is rolled back whole.
+ *
+ * Copyright (c) 2026, retention developers
+ *
+ * src/sweep.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/xact.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
+#include "optimizer/optimizer.h"
+#include "storage/bufmgr.h"
+#include "storage/lock.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/partcache.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/typcache.h"
+#include "access/stratnum.h"
+
+#include "expiry.h"
+
+PG_FUNCTION_INFO_V1(retention_sweep);
+PG_FUNCTION_INFO_V1(retention_sweep_row);
+
+/* advisory lock keys: (SWEEP_LOCK_PREFIX << 32) | relid */
+#define SWEEP_LOCK_PREFIX	INT64CONST(0x52455445)
+
+/* how long a batch waits for a row or partition lock before stepping aside */
+#define SWEEP_LOCK_TIMEOUT	"100ms"
+
+/* what _sweep_row() says of a row */
+#define ROW_NOTHING		0
+#define ROW_ANONYMIZE	1
+#define ROW_DELETE		2
+#define ROW_HELD		3
+
+typedef struct SweepRun
+{
+	TimestampTz cutoff;			/* fixed for the whole run */
+	int			batch_size;
+	bool		dry_run;
+	bool		nonatomic;		/* may commit between batches */
+	int64		run_id;
+	char	   *run_by;
+	Oid			owner;			/* statements run as the extension's owner */
+} SweepRun;
+
+typedef struct SweepCounts
+{
+	int64		scanned;
+	int64		anonymized;
+	int64		deleted;
+	int64		held;
+	int64		skipped;
+	int			truncated;
+} SweepCounts;
+
+/* one leaf relation being swept, and its statements */
+typedef struct SweepLeaf
+{
+	SweepRun   *run;
+	Oid			root;
+	Oid			leaf;
+	RetentionTable *t;			/* valid at the leaf's start only */
+	bool		keep_anonymized;
+	bool		has_holds;
+	Datum		maxcut;			/* no row with ended_at past it has anything due */
+	Oid			maxcut_type;
+	char	   *qualified;		/* ONLY "schema"."leaf" */
+	char	   *status_expr;	/* retention._sweep_row(...) */
+	char	   *ended_at;		/* quoted column name */
+	BlockNumber from;
+	BlockNumber to;
+	bool		skip_locked;
+	SweepCounts *counts;
+} SweepLeaf;
+
+/* -------------------------------------------------------------------------
+ * Helpers
+ * -------------------------------------------------------------------------
+ */
+
+static void
+sweep_commit(SweepRun *run)
+{
+	if (!run->nonatomic)
+		return;
+	SPI_commit();
+#if PG_VERSION_NUM < 150000
+	SPI_start_transaction();
+#endif
+}
+
+/* run an SPI statement, returning SPI_processed; raises on failure */
+static uint64
+run_sql_nulls(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+			  int expected)
+{
+	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	if (ret != expected)
+		elog(ERROR, "SPI_execute_with_args(\"%s\") failed: %s", sql, SPI_result_code_string(ret));
+	return SPI_processed;
+}
+
+static inline uint64
+run_sql(const char *sql, int nargs, Oid *types, Datum *values, int expected)
+{
+	return run_sql_nulls(sql, nargs, types, values, NULL, expected);
+}
+
+static Datum
+first_value(bool *isnull)
+{
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+}
+
+typedef void (*SweepStep) (void *arg);
+
+/*
+ * Run step in a subtransaction, as the extension's owner; returns the error
+ * it raised (the subtransaction then rolled back), or NULL.  A cancel or a
+ * shutdown is not an error of the step: it is raised again.
+ */
+static ErrorData *
+in_subtransaction(SweepRun *run, SweepStep step, void *arg)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+	Oid			save_userid;
+	int			save_sec_context;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		SetUserIdAndSecContext(run->owner, save_sec_context |
+							   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
+		step(arg);
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
+			ReThrowError(edata);
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/* rows per heap block of rel, from its statistics (a guess if never analyzed) */
+static double
+rows_per_block(Relation rel)
+{
+	if (rel->rd_rel->relpages > 0 && rel->rd_rel->reltuples > 0)
+		return rel->rd_rel->reltuples / rel->rd_rel->relpages;
+	return 60;
+}
+
+static char *
+qualified_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/* the ended_at value past which nothing of the table is due, in its type */
+static void
+compute_maxcut(SweepLeaf *l, const RetentionCutoffs *cut)
+{
+	RetentionTable *t = l->t;
+	TimestampTz maxcut = DT_NOBEGIN;
+	int			i,
+				p;
+
+	for (i = 0; i < t->ncolumns; i++)
+	{
+		/* due once ended_at is at or before the earliest of its purposes' cutoffs */
+		TimestampTz bound = DT_NOEND;
+
+		for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
+		{
+			TimestampTz c;
+
+			if ((t->columns[i].purposes & PURPOSE_BIT(p)) == 0 || p == RETENTION_MARKETING)
+				continue;
+			c = (p == RETENTION_BILLING && t->anchor != InvalidAttrNumber) ?
+				cut->now : cut->cutoff[p];
+			bound = Min(bound, c);
+		}
+		if (bound == DT_NOEND)	/* no purpose but marketing: due when it ends */
+			bound = cut->now;
+		maxcut = Max(maxcut, bound);
+	}
+	if (t->ended_at_type == TIMESTAMPOID)
+	{
+		/* local time: allow for any zone's offset, the row test is exact */
+		maxcut += (TimestampTz) 15 * USECS_PER_HOUR;
+	}
+	l->maxcut = TimestampTzGetDatum(maxcut);
+	l->maxcut_type = t->ended_at_type;
+}
+
+/* retention._sweep_row(...) for the leaf, as SQL */
+static char *
+status_expression(SweepLeaf *l)
+{
+	RetentionTable *t = l->t;
+	Relation	rel = relation_open(l->leaf, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData s;
+	const char *sub = NULL;
+	int			i;
+
+#define ATTNAME(a) quote_identifier(NameStr(TupleDescAttr(desc, (a) - 1)->attname))
+
+	if (t->subscriber != InvalidAttrNumber)
+		sub = ATTNAME(t->subscriber);
+	initStringInfo(&s);
+	appendStringInfo(&s, "retention._sweep_row(x.tableoid, x.%s, ", ATTNAME(t->ended_at));
+	if (t->anchor != InvalidAttrNumber)
+		appendStringInfo(&s, "x.%s, ", ATTNAME(t->anchor));
+	else
+		appendStringInfoString(&s, "NULL::timestamptz, ");
+	if (t->has_marketing && sub)
+		appendStringInfo(&s, "EXISTS (SELECT 1 FROM retention.consent c WHERE c.subscriber = x.%s::text "
+						 "AND c.withdrawn_at IS NULL AND least(c.valid_until, c.contract_end) > $2), ",
+						 sub);
+	else
+		appendStringInfoString(&s, "false, ");
+	if (l->has_holds && sub)
+		appendStringInfo(&s, "(SELECT max(CASE WHEN h.reason = 'billing_dispute' THEN 1 ELSE 2 END) "
+						 "FROM retention.hold h WHERE h.relid = %u::oid::regclass AND h.subscriber = x.%s::text "
+						 "AND h.released_at IS NULL AND (h.until IS NULL OR h.until > $2) "
+						 "AND x.%s BETWEEN h.from_ts AND h.to_ts)",
+						 l->root, sub, ATTNAME(t->ended_at));
+	else
+		appendStringInfoString(&s, "NULL::integer");
+	for (i = 0; i < t->ncolumns; i++)
+		appendStringInfo(&s, ", x.%s", ATTNAME(t->columns[i].attnum));
+	appendStringInfoChar(&s, ')');
+	l->ended_at = pstrdup(ATTNAME(t->ended_at));
+#undef ATTNAME
+	relation_close(rel, NoLock);
+	return s.data;
+}
+
+/* the WHERE clause of a batch: its block range, the prefilter, the state */
+static char *
+batch_where(SweepLeaf *l, int state)
+{
+	return psprintf("x.ctid >= '(%u,0)'::tid AND x.ctid < '(%u,0)'::tid "
+					"AND x.%s <= $1 AND %s = %d",
+					l->from, l->to, l->ended_at, l->status_expr, state);
+}
+
+/* -------------------------------------------------------------------------
+ * One batch
+ * -------------------------------------------------------------------------
+ */
+
+static void
+batch_step(void *arg)
+{
+	SweepLeaf  *l = (SweepLeaf *) arg;
+	Oid			types[2] = {l->maxcut_type, TIMESTAMPTZOID};
+	Datum		values[2] = {l->maxcut, TimestampTzGetDatum(l->run->cutoff)};
+	SweepCounts *c = l->counts;
+	char	   *sql;
+	uint64		n;
+	int			state;
+
+	run_sql("SELECT set_config('lock_timeout', '" SWEEP_LOCK_TIMEOUT "', true)", 0, NULL, NULL,
+			SPI_OK_SELECT);
+	retention_fixup_relid = l->leaf;
+
+	for (state = ROW_ANONYMIZE; state <= ROW_DELETE; state++)
+	{
+		if (state == ROW_DELETE && l->keep_anonymized)
+			continue;
+		if (!l->skip_locked)
+		{
+			sql = psprintf(state == ROW_DELETE ?
+						   "DELETE FROM %s x WHERE %s" :
+						   "UPDATE %s x SET %s = x.%s WHERE %s",
+						   l->qualified,
+						   state == ROW_DELETE ? batch_where(l, state) : l->ended_at,
+						   l->ended_at, batch_where(l, state));
+			n = run_sql(sql, 2, types, values,
+						state == ROW_DELETE ? SPI_OK_DELETE : SPI_OK_UPDATE);
+		}
+		else
+		{
+			uint64		candidates;
+			bool		isnull;
+
+			sql = psprintf("SELECT count(*) FROM %s x WHERE %s", l->qualified, batch_where(l, state));
+			run_sql(sql, 2, types, values, SPI_OK_SELECT);
+			candidates = DatumGetInt64(first_value(&isnull));
+			if (state == ROW_DELETE)
+				sql = psprintf("DELETE FROM %s y USING (SELECT x.ctid FROM %s x WHERE %s "
+							   "FOR UPDATE OF x SKIP LOCKED) s WHERE y.ctid = s.ctid",
+							   l->qualified, l->qualified, batch_where(l, state));
+			else
+				sql = psprintf("UPDATE %s y SET %s = y.%s FROM (SELECT x.ctid FROM %s x WHERE %s "
+							   "FOR UPDATE OF x SKIP LOCKED) s WHERE y.ctid = s.ctid",
+							   l->qualified, l->ended_at, l->ended_at, l->qualified,
+							   batch_where(l, state));
+			n = run_sql(sql, 2, types, values,
+						state == ROW_DELETE ? SPI_OK_DELETE : SPI_OK_UPDATE);
+			c->skipped += (int64) (candidates - Min(candidates, n));
+		}
+		if (state == ROW_DELETE)
+			c->deleted += n;
+		else
+			c->anonymized += n;
+	}
+
+	if (l->has_holds)
+	{
+		bool		isnull;
+
+		sql = psprintf("SELECT count(*) FROM %s x WHERE %s", l->qualified, batch_where(l, ROW_HELD));
+		run_sql(sql, 2, types, values, SPI_OK_SELECT);
+		c->held += DatumGetInt64(first_value(&isnull));
+	}
+}
+
+/* -------------------------------------------------------------------------
+ * The fast path: a partition whose bound proves all of it due
+ * -------------------------------------------------------------------------
+ */
+
+/* does leaf's partition constraint prove "ended_at <= maxcut" for every row? */
+static bool
+partition_fully_due(SweepLeaf *l, Relation rel)
+{
+	List	   *partqual = RelationGetPartitionQual(rel);
+	TypeCacheEntry *tc;
+	Oid			le_op;
+	Expr	   *clause;
+	RetentionTable *t = l->t;
+	int			i;
+
+	if (partqual == NIL || t->keep_anonymized || t->has_marketing)
+		return false;
+	/* a billing anchor or a column kept for no purpose is not in the bound */
+	for (i = 0; i < t->ncolumns; i++)
+		if ((t->columns[i].purposes & PURPOSE_BIT(RETENTION_BILLING)) &&
+			t->anchor != InvalidAttrNumber)
+			return false;
+
+	tc = lookup_type_cache(t->ended_at_type, TYPECACHE_BTREE_OPFAMILY);
+	le_op = get_opfamily_member(tc->btree_opf, t->ended_at_type, t->ended_at_type,
+								BTLessEqualStrategyNumber);
+	if (!OidIsValid(le_op))
+		return false;
+	{
+		RetentionCutoffs cut;
+		TimestampTz all_due = DT_NOEND;
+		int			p;
+
+		/* fully due: ended_at at or before every purpose's cutoff */
+		retention_cutoffs(l->run->cutoff, &cut);
+		for (i = 0; i < t->ncolumns; i++)
+			for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
+				if (t->columns[i].purposes & PURPOSE_BIT(p))
+					all_due = Min(all_due, cut.cutoff[p]);
+		if (all_due == DT_NOEND)
+			all_due = cut.now;
+		if (t->ended_at_type == TIMESTAMPOID)
+			all_due -= (TimestampTz) 15 * USECS_PER_HOUR;	/* any zone */
+		clause = make_opclause(le_op, BOOLOID, false,
+							   (Expr *) makeVar(1, t->ended_at, t->ended_at_type, -1, InvalidOid, 0),
+							   (Expr *) makeConst(t->ended_at_type, -1, InvalidOid, sizeof(int64),
+												  TimestampTzGetDatum(all_due), false, FLOAT8PASSBYVAL),
+							   InvalidOid, InvalidOid);
+	}
+	return predicate_implied_by(list_make1(clause), partqual, false);
+}
+
+typedef struct FastPath
+{
+	SweepLeaf  *l;
+	bool		truncated;
+	int64		rows;
+} FastPath;
+
+static void
+fast_path_step(void *arg)
+{
+	FastPath   *fp = (FastPath *) arg;
+	SweepLeaf  *l = fp->l;
+	bool		isnull;
+
+	run_sql("SELECT set_config('lock_timeout', '" SWEEP_LOCK_TIMEOUT "', true)", 0, NULL, NULL,
+			SPI_OK_SELECT);
+	run_sql(psprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", l->qualified), 0, NULL, NULL,
+			SPI_OK_UTILITY);
+	/* nothing held in it (holds are placed by subscriber and time range) */
+	if (l->has_holds)
+	{
+		run_sql(psprintf("SELECT EXISTS (SELECT 1 FROM %s x WHERE %s = %d)",
+						 l->qualified, l->status_expr, ROW_HELD),
+				2, (Oid[]) {l->maxcut_type, TIMESTAMPTZOID},
+				(Datum[]) {l->maxcut, TimestampTzGetDatum(l->run->cutoff)}, SPI_OK_SELECT);
+		if (DatumGetBool(first_value(&isnull)))
+			return;
+	}
+	/* the rows it removes, from the statistics: counting them would read it all */
+	run_sql(psprintf("SELECT greatest(c.reltuples, 0)::bigint FROM pg_catalog.pg_class c WHERE c.oid = %u",
+					 l->leaf), 0, NULL, NULL, SPI_OK_SELECT);
+	fp->rows = DatumGetInt64(first_value(&isnull));
+	run_sql(psprintf("TRUNCATE %s", l->qualified), 0, NULL, NULL, SPI_OK_UTILITY);
+	fp->truncated = true;
+}
+
+/* -------------------------------------------------------------------------
+ * A leaf relation
+ * -------------------------------------------------------------------------
+ */
+
+static void
+log_progress(SweepRun *run, int64 log_id, const char *phase, SweepCounts *c)
+{
+	run_sql("UPDATE retention.sweep_log SET phase = $2, rows_scanned = $3, rows_anonymized = $4, "
+			"rows_deleted = $5, rows_held = $6, rows_skipped = $7, partitions_truncated = $8 "
+			"WHERE id = $1",
+			8, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID},
+			(Datum[]) {Int64GetDatum(log_id), CStringGetTextDatum(phase),
+				Int64GetDatum(c->scanned), Int64GetDatum(c->anonymized),
+				Int64GetDatum(c->deleted), Int64GetDatum(c->held),
+			Int64GetDatum(c->skipped), Int32GetDatum(c->truncated)},
+			SPI_OK_UPDATE);
+}
+
+/* returns NULL, or the error that stopped this leaf */
+static ErrorData *
+sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
+		   SweepCounts *counts)
+{
+	SweepLeaf	l;
+	Relation	rel;
+	BlockNumber nblocks;
+	double		per_block;
+	BlockNumber step;
+	RetentionCutoffs cut;
+	ErrorData  *edata;
+	bool		is_partition;
+
+	memset(&l, 0, sizeof(l));
+	l.run = run;
+	l.root = root;
+	l.leaf = leaf;
+	l.has_holds = has_holds;
+	l.counts = counts;
+	l.t = retention_table(leaf);
+	l.keep_anonymized = l.t->keep_anonymized;
+	if (l.t->ended_at == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("protected table \"%s\" has no usable ended_at column", get_rel_name(leaf))));
+	if (l.t->ncolumns == 0)
+		return NULL;
+	retention_cutoffs(run->cutoff, &cut);
+	compute_maxcut(&l, &cut);
+	l.qualified = psprintf("ONLY %s", qualified_name(leaf));
+	l.status_expr = status_expression(&l);
+
+	rel = relation_open(leaf, AccessShareLock);
+	nblocks = RelationGetNumberOfBlocks(rel);
+	per_block = rows_per_block(rel);
+	is_partition = rel->rd_rel->relispartition;
+
+	if (run->dry_run)
+	{
+		bool		isnull;
+		int64		would[4];
+		int			s;
+
+		relation_close(rel, NoLock);
+		for (s = ROW_ANONYMIZE; s <= ROW_HELD; s++)
+		{
+			run_sql(psprintf("SELECT count(*) FROM %s x WHERE x.%s <= $1 AND %s = %d",
+							 l.qualified, l.ended_at, l.status_expr, s),
+					2, (Oid[]) {l.maxcut_type, TIMESTAMPTZOID},
+					(Datum[]) {l.maxcut, TimestampTzGetDatum(run->cutoff)}, SPI_OK_SELECT);
+			would[s] = DatumGetInt64(first_value(&isnull));
+		}
+		counts->anonymized += would[ROW_ANONYMIZE];
+		counts->deleted += would[ROW_DELETE];
+		counts->held += would[ROW_HELD];
+		return NULL;
+	}
+
+	if (is_partition && partition_fully_due(&l, rel))
+	{
+		FastPath	fp = {&l, false, 0};
+
+		relation_close(rel, NoLock);
+		edata = in_subtransaction(run, fast_path_step, &fp);
+		if (edata == NULL && fp.truncated)
+		{
+			counts->deleted += fp.rows;
+			counts->scanned += fp.rows;
+			counts->truncated++;
+			log_progress(run, log_id, "fast path", counts);
+			sweep_commit(run);
+			return NULL;
+		}
+		if (edata != NULL && edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			return edata;
+		/* locked, or something held in it: row by row */
+		rel = relation_open(leaf, AccessShareLock);
+	}
+	relation_close(rel, NoLock);
+
+	step = (BlockNumber) Max(1.0, run->batch_size / Max(per_block, 1.0));
+	for (l.from = 0; l.from < nblocks; l.from = l.to)
+	{
+		l.to = Min(nblocks, l.from + step);
+		l.skip_locked = false;
+		edata = in_subtransaction(run, batch_step, &l);
+		if (edata != NULL && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		{
+			/* someone holds a row: take what is free, the rest next time */
+			l.skip_locked = true;
+			edata = in_subtransaction(run, batch_step, &l);
+		}
+		if (edata != NULL)
+			return edata;
+		counts->scanned += (int64) ((l.to - l.from) * per_block);
+		log_progress(run, log_id, "sweeping", counts);
+		sweep_commit(run);
+		CHECK_FOR_INTERRUPTS();
+	}
+	return NULL;
+}
+
+/* -------------------------------------------------------------------------
+ * A protected table
+ * -------------------------------------------------------------------------
+ */
+
+/* the session lock that keeps two sweeps off one table */
+static void
+table_locktag(LOCKTAG *tag, Oid relid)
+{
+	int64		key = (SWEEP_LOCK_PREFIX << 32) | (int64) relid;
+
+	/* as pg_try_advisory_lock(bigint) */
+	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, 1);
+}
+
+static bool
+lock_table(Oid relid)
+{
+	LOCKTAG		tag;
+
+	table_locktag(&tag, relid);
+	return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+}
+
+static void
+unlock_table(Oid relid)
+{
+	LOCKTAG		tag;
+
+	table_locktag(&tag, relid);
+	LockRelease(&tag, ExclusiveLock, true);
+}
+
+static int64
+insert_log(SweepRun *run, Oid relid, const char *status, const char *error, int64 estimate)
+{
+	bool		isnull;
+
+	run_sql_nulls("INSERT INTO retention.sweep_log (run_id, relid, started_at, cutoff, status, phase, "
+			"rows_estimate, run_by, error, finished_at) "
+			"SELECT $1, $2, clock_timestamp(), $3, $4, 'starting', $7, $5, $6, "
+			"CASE WHEN $4 <> 'running' THEN clock_timestamp() END RETURNING id",
+			7, (Oid[]) {INT8OID, OIDOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, INT8OID},
+			(Datum[]) {Int64GetDatum(run->run_id), ObjectIdGetDatum(relid),
+				TimestampTzGetDatum(run->cutoff), CStringGetTextDatum(status),
+				CStringGetTextDatum(run->run_by),
+				error ? CStringGetTextDatum(error) : (Datum) 0,
+			Int64GetDatum(estimate)},
+			error ? "       " : "     n ",
+			SPI_OK_INSERT_RETURNING);
+	return DatumGetInt64(first_value(&isnull));
+}
+
+typedef struct TableStart
+{
+	SweepRun   *run;
+	Oid			relid;
+	int64		log_id;
+	bool		has_holds;
+	List	   *leaves;
+} TableStart;
+
+/* the rows a sweep of the leaves will read, as progress counts them */
+static int64
+estimate_rows(List *leaves)
+{
+	ListCell   *lc;
+	double		rows = 0;
+
+	foreach(lc, leaves)
+	{
+		Relation	rel = relation_open(lfirst_oid(lc), AccessShareLock);
+
+		rows += RelationGetNumberOfBlocks(rel) * rows_per_block(rel);
+		relation_close(rel, NoLock);
+	}
+	return (int64) rows;
+}
+
+static void
+table_start_step(void *arg)
+{
+	TableStart *ts = (TableStart *) arg;
+	bool		isnull;
+
+	/* an earlier run that left its row 'running' did not finish */
+	run_sql("UPDATE retention.sweep_log SET status = 'interrupted', "
+			"error = 'the run ended before this table was done (server stop, crash or cancel)' "
+			"WHERE relid = $1 AND status = 'running'",
+			1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(ts->relid)}, SPI_OK_UPDATE);
+	/* the relations that hold rows: the table, or its leaf partitions */
+	if (get_rel_relkind(ts->relid) == RELKIND_PARTITIONED_TABLE)
+	{
+		ListCell   *lc;
+
+		foreach(lc, find_all_inheritors(ts->relid, AccessShareLock, NULL))
+			if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_RELATION)
+				ts->leaves = lappend_oid(ts->leaves, lfirst_oid(lc));
+	}
+	else
+		ts->leaves = list_make1_oid(ts->relid);
+	if (!ts->run->dry_run)
+		ts->log_id = insert_log(ts->run, ts->relid, "running", NULL,
+								estimate_rows(ts->leaves));
+
+	run_sql("SELECT EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = $1 "
+			"AND h.released_at IS NULL AND (h.until IS NULL OR h.until > $2))",
+			2, (Oid[]) {OIDOID, TIMESTAMPTZOID},
+			(Datum[]) {ObjectIdGetDatum(ts->relid), TimestampTzGetDatum(ts->run->cutoff)},
+			SPI_OK_SELECT);
+	ts->has_holds = DatumGetBool(first_value(&isnull));
+
+}
+
+static void
+sweep_table(SweepRun *run, Oid relid)
+{
+	TableStart	ts;
+	SweepCounts counts;
+	ErrorData  *edata = NULL;
+	ListCell   *lc;
+	TimestampTz start = GetCurrentTimestamp();
+	MemoryContext cxt = CurrentMemoryContext;
+	long		secs;
+	int			usecs;
+
+	memset(&ts, 0, sizeof(ts));
+	memset(&counts, 0, sizeof(counts));
+	ts.run = run;
+	ts.relid = relid;
+
+	if (!lock_table(relid))
+	{
+		ereport(NOTICE,
+				(errmsg("skipping table \"%s\": another sweep is running on it", get_rel_name(relid))));
+		if (!run->dry_run)
+		{
+			insert_log(run, relid, "skipped", "another sweep was running on this table", 0);
+			sweep_commit(run);
+		}
+		return;
+	}
+
+	PG_TRY();
+	{
+		edata = in_subtransaction(run, table_start_step, &ts);
+		sweep_commit(run);
+		if (edata == NULL)
+		{
+			foreach(lc, ts.leaves)
+			{
+				edata = sweep_leaf(run, relid, lfirst_oid(lc), ts.has_holds, ts.log_id, &counts);
+				if (edata != NULL)
+					break;
+			}
+		}
+		MemoryContextSwitchTo(cxt);
+		TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
+
+		if (run->dry_run)
+			ereport(NOTICE,
+					(errmsg("dry run on \"%s\": would anonymize " INT64_FORMAT " rows and delete " INT64_FORMAT
+							", " INT64_FORMAT " held back",
+							get_rel_name(relid), counts.anonymized, counts.deleted, counts.held)));
+		else
+		{
+			run_sql_nulls("UPDATE retention.sweep_log SET status = $2, phase = NULL, finished_at = clock_timestamp(), "
+					"rows_anonymized = $3, rows_deleted = $4, rows_held = $5, rows_skipped = $6, "
+					"partitions_truncated = $7, rows_scanned = greatest(rows_scanned, $8), error = $9 "
+					"WHERE id = $1",
+					9, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, INT8OID, TEXTOID},
+					(Datum[]) {Int64GetDatum(ts.log_id), CStringGetTextDatum(edata ? "failed" : "done"),
+						Int64GetDatum(counts.anonymized), Int64GetDatum(counts.deleted),
+						Int64GetDatum(counts.held), Int64GetDatum(counts.skipped),
+						Int32GetDatum(counts.truncated), Int64GetDatum(counts.scanned),
+					edata ? CStringGetTextDatum(edata->message) : (Datum) 0},
+					edata ? "         " : "        n",
+					SPI_OK_UPDATE);
+			if (edata)
+			{
+				/* the error of the one table, reported; the others still run */
+				ereport(WARNING,
+						(errcode(edata->sqlerrcode),
+						 errmsg("sweep of table \"%s\" failed: %s", get_rel_name(relid), edata->message),
+						 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+						 errhint("The error is in retention.sweep_log; the other tables were swept.")));
+			}
+			else
+				ereport(NOTICE,
+						(errmsg("swept \"%s\": " INT64_FORMAT " rows anonymized, " INT64_FORMAT " deleted, "
+								INT64_FORMAT " held back, " INT64_FORMAT " skipped (locked) in %s",
+								get_rel_name(relid), counts.anonymized, counts.deleted, counts.held,
+								counts.skipped,
+								secs < 1 ? "less than a second" :
+								psprintf("%ld.%01d s", secs, usecs / 100000))));
+			run_sql("SELECT retention._audit('sweep', $1::regclass::text, "
+					"jsonb_build_object('run', $2, 'cutoff', $3, 'anonymized', $4, 'deleted', $5, "
+					"'held', $6, 'skipped', $7, 'status', $8))",
+					8, (Oid[]) {OIDOID, INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID},
+					(Datum[]) {ObjectIdGetDatum(relid), Int64GetDatum(run->run_id),
+						TimestampTzGetDatum(run->cutoff), Int64GetDatum(counts.anonymized),
+						Int64GetDatum(counts.deleted), Int64GetDatum(counts.held),
+					Int64GetDatum(counts.skipped), CStringGetTextDatum(edata ? "failed" : "done")},
+					SPI_OK_SELECT);
+		}
+		sweep_commit(run);
+	}
+	PG_FINALLY();
+	{
+		/* also when cancelled: a session lock would outlive the error */
+		unlock_table(relid);
+	}
+	PG_END_TRY();
+}
+
+/* -------------------------------------------------------------------------
+ * The procedure and the row test
+ * -------------------------------------------------------------------------
+ */
+
+/*
+ * CALL retention.sweep(tbl regclass DEFAULT NULL, batch_size int DEFAULT NULL,
+ *						dry_run bool DEFAULT false)
+ */
+Datum
+retention_sweep(PG_FUNCTION_ARGS)
+{
+	SweepRun	run;
+	List	   *volatile tables = NIL;
+	ListCell   *lc;
+	bool		isnull;
+	uint64		i;
+	TimestampTz save_now = retention_sweep_now;
+	bool		save_quiet = retention_expiry_quiet;
+
+	memset(&run, 0, sizeof(run));
+	run.nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
+		!castNode(CallContext, fcinfo->context)->atomic;
+	run.batch_size = PG_ARGISNULL(1) ? retention_batch_size : PG_GETARG_INT32(1);
+	run.dry_run = PG_ARGISNULL(2) ? false : PG_GETARG_BOOL(2);
+	if (run.batch_size < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("batch_size must be at least 1")));
+
+	/* the cutoff: what is due now is what this run removes, whatever its length */
+	run.cutoff = GetCurrentTimestamp();
+	run.owner = retention_extension_owner();
+	if (!run.nonatomic)
+		ereport(NOTICE,
+				(errmsg("sweeping in a single transaction"),
+				 errdetail("CALL retention.sweep() inside a transaction block or a function cannot commit batch by batch.")));
+
+	SPI_connect_ext(run.nonatomic ? SPI_OPT_NONATOMIC : 0);
+	run_sql("SELECT nextval('retention.sweep_run_seq'), "
+			"session_user || coalesce(' (' || nullif(current_setting('application_name'), '') || ')', '')",
+			0, NULL, NULL, SPI_OK_SELECT);
+	run.run_id = DatumGetInt64(first_value(&isnull));
+	run.run_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+	if (!PG_ARGISNULL(0))
+	{
+		Oid			relid = PG_GETARG_OID(0);
+
+		run_sql("SELECT 1 FROM retention.protected_table WHERE relid = $1", 1,
+				(Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)}, SPI_OK_SELECT);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("table \"%s\" is not protected", get_rel_name(relid)),
+					 errhint("Protect it first with retention.protect().")));
+		tables = list_make1_oid(relid);
+	}
+	else
+	{
+		run_sql("SELECT relid::oid FROM retention.protected_table ORDER BY relid::oid", 0, NULL, NULL,
+				SPI_OK_SELECT);
+		for (i = 0; i < SPI_processed; i++)
+			tables = lappend_oid(tables, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																		SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+	/* the list must outlive the commits */
+	tables = list_copy(tables);
+
+	if (!run.dry_run)
+	{
+		run_sql(psprintf("DELETE FROM retention.sweep_log WHERE started_at < now() - interval '%d months'",
+						 retention_log_keep), 0, NULL, NULL, SPI_OK_DELETE);
+		sweep_commit(&run);
+	}
+
+	retention_sweep_now = run.cutoff;
+	retention_expiry_quiet = true;
+	PG_TRY();
+	{
+		foreach(lc, tables)
+		{
+			Oid			relid = lfirst_oid(lc);
+
+			/* a table dropped since the list was read is simply gone */
+			if (get_rel_name(relid) == NULL)
+				continue;
+			sweep_table(&run, relid);
+		}
+	}
+	PG_FINALLY();
+	{
+		retention_sweep_now = save_now;
+		retention_expiry_quiet = save_quiet;
+		retention_fixup_relid = InvalidOid;
+	}
+	PG_END_TRY();
+
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * retention._sweep_row(tableoid, ended_at, billing_anchor, consent, hold,
+ *						VARIADIC tagged columns): what the sweep does with
+ * the row, as of the run's cutoff (see the ROW_* codes).  The tagged
+ * columns come in the order of the relation's RetentionTable.
+ */
+Datum
+retention_sweep_row(PG_FUNCTION_ARGS)
+{
+	RetentionTable *t;
+	RetentionCutoffs cut;
+	RetentionRow row;
+	Oid		   *types;
+	Datum	   *values;
+	bool	   *isnull;
+	uint64		due;
+	bool		fully_due;
+	int			i;
+	int			natts;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		PG_RETURN_INT32(ROW_NOTHING);
+	t = retention_table(PG_GETARG_OID(0));
+	if (!OidIsValid(t->protected_relid) || PG_NARGS() - 5 != t->ncolumns)
+		PG_RETURN_INT32(ROW_NOTHING);
+
+	types = (Oid *) fcinfo->flinfo->fn_extra;
+	if (types == NULL)
+	{
+		types = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid) * 3);
+		types[1] = get_fn_expr_argtype(fcinfo->flinfo, 1);
+		types[2] = get_fn_expr_argtype(fcinfo->flinfo, 2);
+		fcinfo->flinfo->fn_extra = types;
+	}
+
+	memset(&row, 0, sizeof(row));
+	row.ended_at = (types[1] == TIMESTAMPOID) ?
+		retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(1)) : PG_GETARG_TIMESTAMPTZ(1);
+	if (!PG_ARGISNULL(2))
+	{
+		row.billing_anchor = (types[2] == TIMESTAMPOID) ?
+			retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(2)) : PG_GETARG_TIMESTAMPTZ(2);
+		row.has_anchor = true;
+	}
+	row.consent = !PG_ARGISNULL(3) && PG_GETARG_BOOL(3);
+
+	retention_cutoffs(retention_sweep_now != 0 ? retention_sweep_now :
+					  GetCurrentStatementStartTimestamp(), &cut);
+	due = expiry_due_columns(t, &cut, &row, &fully_due);
+	if (due == 0)
+		PG_RETURN_INT32(ROW_NOTHING);
+
+	/* held: what would the hold keep? */
+	if (!PG_ARGISNULL(4))
+	{
+		uint64		held_due;
+		bool		held_fully;
+
+		row.hold = PG_GETARG_INT32(4) == 1 ? HOLD_BILLING : HOLD_ALL;
+		held_due = expiry_due_columns(t, &cut, &row, &held_fully);
+		if (held_due != due || held_fully != fully_due)
+		{
+			/* something the hold keeps would go: work only on the rest */
+			due = held_due;
+			fully_due = held_fully;
+			if (due == 0)
+				PG_RETURN_INT32(ROW_HELD);
+		}
+	}
+
+	if (fully_due && !t->keep_anonymized)
+		PG_RETURN_INT32(ROW_DELETE);
+
+	/* the tagged values, laid out by attribute number for expiry.c */
+	natts = t->columns[t->ncolumns - 1].attnum;
+	values = palloc0(sizeof(Datum) * natts);
+	isnull = palloc(sizeof(bool) * natts);
+	memset(isnull, true, sizeof(bool) * natts);
+	for (i = 0; i < t->ncolumns; i++)
+	{
+		AttrNumber	a = t->columns[i].attnum;
+
+		isnull[a - 1] = PG_ARGISNULL(5 + i);
+		if (!isnull[a - 1])
+			values[a - 1] = PG_GETARG_DATUM(5 + i);
+	}
+	if (expiry_needs_work(t, due, fully_due, values, isnull, false))
+		PG_RETURN_INT32(ROW_ANONYMIZE);
+	/* a row kept anonymized is done once its timestamps are generalized too */
+	if (fully_due && t->keep_anonymized &&
+		retention_generalize_timestamp(row.ended_at) != row.ended_at)
+		PG_RETURN_INT32(ROW_ANONYMIZE);
+	PG_RETURN_INT32(ROW_NOTHING);
+}
