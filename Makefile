@@ -33,6 +33,9 @@ PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 
 ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
+
+# PGXS tracks no header dependencies: rebuild everything when one changes
+$(OBJS): $(wildcard src/*.h)
 else
 # No PGXS yet (postgresql-server-dev-15 missing): only the bootstrap targets
 # below work; `make test` and `make demo` install it when run as root.

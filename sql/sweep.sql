@@ -3,6 +3,8 @@
 --
 \set SHOW_CONTEXT never
 SET search_path = public;
+SELECT coalesce(max(id), 0) AS audit0 FROM retention.audit_log \gset
+SELECT coalesce(max(id), 0) AS sweep0 FROM retention.sweep_log \gset
 
 CREATE TABLE cdr (
 	id			integer PRIMARY KEY,
@@ -27,7 +29,7 @@ SELECT count(*) FILTER (WHERE ended_at IS NULL) AS in_progress,
 -- a dry run says what it would do, and does nothing
 CALL retention.sweep(dry_run => true);
 SELECT count(*) AS rows, count(netcell) AS netcells FROM cdr;
-SELECT count(*) AS logged FROM retention.sweep_log;
+SELECT count(*) AS logged FROM retention.sweep_log WHERE id > :sweep0;
 
 -- the sweep, in small batches
 SET client_min_messages = warning;
@@ -41,9 +43,9 @@ SELECT count(*) FILTER (WHERE ended_at IS NULL) AS in_progress,
 SELECT relid, status, rows_anonymized, rows_deleted, rows_held, rows_skipped,
 	   partitions_truncated, cutoff <= started_at AS cutoff_fixed_at_start,
 	   rows_scanned >= rows_estimate AS read_it_all, error
-  FROM retention.sweep_log;
+  FROM retention.sweep_log WHERE id > :sweep0;
 SELECT action, object, details->>'anonymized' AS anonymized, details->>'deleted' AS deleted
-  FROM retention.audit_log WHERE action = 'sweep';
+  FROM retention.audit_log WHERE action = 'sweep' AND id > :audit0;
 SELECT count(*) AS running FROM retention.sweep_progress;
 
 -- a second sweep finds nothing left to do, and writes no row version

@@ -27,6 +27,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/table.h"
 #include "catalog/partition.h"
 #include "catalog/pg_type.h"
@@ -384,6 +385,37 @@ load_protection(RetentionTable *t, Relation rel, MemoryContext cxt)
 		load_policy();
 }
 
+/*
+ * A partition's tagged columns, in the order of the protected table's: SQL
+ * built for the protected table and for each partition passes them alike.
+ */
+static void
+order_like_root(RetentionTable *t)
+{
+	Relation	root = relation_open(t->protected_relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(root);
+	RetentionColumn *ordered = palloc(sizeof(RetentionColumn) * Max(t->ncolumns, 1));
+	int			n = 0;
+	int			i,
+				c;
+
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		for (c = 0; c < t->ncolumns; c++)
+			if (strcmp(NameStr(t->columns[c].attname), NameStr(att->attname)) == 0)
+				ordered[n++] = t->columns[c];
+	}
+	/* a partition has exactly its root's columns */
+	if (n == t->ncolumns)
+		memcpy(t->columns, ordered, sizeof(RetentionColumn) * n);
+	pfree(ordered);
+	relation_close(root, NoLock);
+}
+
 static void
 build_table(RetentionTable *t)
 {
@@ -423,6 +455,12 @@ build_table(RetentionTable *t)
 		t->ncolumns++;
 	}
 	load_protection(t, rel, ExpiryCacheContext);
+	if (OidIsValid(t->protected_relid) && t->protected_relid != t->relid)
+		order_like_root(t);
+	t->subscriber_index = -1;
+	for (i = 0; i < t->ncolumns; i++)
+		if (t->columns[i].attnum == t->subscriber)
+			t->subscriber_index = i;
 	table_close(rel, NoLock);
 }
 
@@ -528,6 +566,22 @@ expiry_due_columns(const RetentionTable *t, const RetentionCutoffs *cut,
 	for (i = 0; i < t->ncolumns; i++)
 		if (!column_kept(&t->columns[i], cut, row))
 			due |= UINT64CONST(1) << i;
+
+	/*
+	 * While a consent keeps marketing data of the row, its subscriber stays
+	 * too: without it a withdrawal could not reach them.
+	 */
+	if (row->consent && t->subscriber_index >= 0 &&
+		(due & (UINT64CONST(1) << t->subscriber_index)))
+	{
+		for (i = 0; i < t->ncolumns; i++)
+			if ((t->columns[i].purposes & PURPOSE_BIT(RETENTION_MARKETING)) &&
+				(due & (UINT64CONST(1) << i)) == 0)
+			{
+				due &= ~(UINT64CONST(1) << t->subscriber_index);
+				break;
+			}
+	}
 	*fully_due = (t->ncolumns > 0 && due == (UINT64CONST(1) << (t->ncolumns - 1) << 1) - 1);
 	return due;
 }

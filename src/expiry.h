@@ -61,10 +61,11 @@ typedef struct RetentionTable
 	AttrNumber	anchor;			/* billing anchor, or InvalidAttrNumber */
 	Oid			anchor_type;
 	AttrNumber	subscriber;		/* or InvalidAttrNumber */
+	int			subscriber_index;	/* its place in columns[], or -1 */
 	bool		keep_anonymized;	/* on_expiry = 'anonymize' */
 	bool		has_marketing;	/* some column is kept for marketing */
 	int			ncolumns;
-	RetentionColumn *columns;
+	RetentionColumn *columns;	/* in the protected table's column order */
 	int			ntimestamps;	/* generalized when the row is kept
 								 * anonymized */
 	AttrNumber *timestamps;
@@ -113,6 +114,11 @@ extern bool expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_du
 							  const Datum *values, const bool *isnull, bool timestamps);
 
 extern TimestampTz retention_timestamp_to_tz(Timestamp ts);
+
+/* sweep.c */
+extern TimestampTz retention_table_maxcut(const RetentionTable *t, const RetentionCutoffs *cut);
+extern char *retention_row_args(Oid relid, Oid root, bool has_holds, const char *moment,
+								char **ended_at);
 
 /* trigger.c */
 extern bool retention_expiry_quiet;

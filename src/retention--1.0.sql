@@ -687,7 +687,7 @@ $$;
 COMMENT ON FUNCTION retention.set_method(regclass, name, text) IS
 	'Choose what happens to a tagged column at its deadline: erase, generalize or hash (audited)';
 
-CREATE FUNCTION retention._anonymize_subscriber(tbl regclass, subscriber text,
+CREATE FUNCTION retention._anonymize_subscriber(tbl regclass, subscriber text, everything boolean,
 	OUT rows_anonymized bigint, OUT rows_deleted bigint, OUT rows_held bigint)
 AS 'MODULE_PATHNAME', 'retention_anonymize_subscriber'
 LANGUAGE C STRICT;
@@ -727,9 +727,11 @@ AS $$
 DECLARE
 	v		text := retention._subscriber_value(tbl, subscriber);
 BEGIN
+	-- a hold being placed on this table finishes first
+	PERFORM pg_advisory_xact_lock_shared((x'52455448'::bigint << 32) | tbl::oid::bigint);
 	SELECT a.rows_anonymized, a.rows_deleted, a.rows_held
 	  INTO rows_anonymized, rows_deleted, rows_held
-	  FROM retention._anonymize_subscriber(tbl, v) a;
+	  FROM retention._anonymize_subscriber(tbl, v, true) a;
 	-- counts only: the audit log outlives the data and must not keep it
 	PERFORM retention._audit('anonymize_subscriber', tbl::text,
 							 jsonb_build_object('rows_anonymized', rows_anonymized,
@@ -841,6 +843,556 @@ CREATE TABLE retention.consent (
 );
 SELECT pg_catalog.pg_extension_config_dump('retention.consent', '');
 
+CREATE FUNCTION retention.hold(tbl regclass, subscriber text, from_ts timestamptz,
+							   to_ts timestamptz, reason text, reference text,
+							   until timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	v		text;
+	id		bigint;
+BEGIN
+	IF reason IS NULL OR reason NOT IN ('billing_dispute', 'judicial_request', 'quick_freeze') THEN
+		RAISE EXCEPTION 'unknown hold reason "%"', reason
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Valid reasons are billing_dispute (holds what is kept for billing), judicial_request and quick_freeze (hold the whole row).';
+	END IF;
+	IF reason <> 'billing_dispute' AND until IS NULL THEN
+		RAISE EXCEPTION 'a % hold needs the date its order ends', reason
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give until => the end of the preservation order (CPCE L34-1 II: at most one year).';
+	END IF;
+	IF until IS NOT NULL AND until <= now() THEN
+		RAISE EXCEPTION 'a hold must end in the future'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('until is %s.', until);
+	END IF;
+	IF from_ts IS NULL OR to_ts IS NULL OR from_ts > to_ts THEN
+		RAISE EXCEPTION 'invalid hold period'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'from_ts and to_ts are required, and from_ts must not be after to_ts.';
+	END IF;
+	IF reference IS NULL OR btrim(reference) = '' THEN
+		RAISE EXCEPTION 'a hold needs a reference'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give the invoice, case or order number that justifies it.';
+	END IF;
+	v := retention._subscriber_value(tbl, subscriber);
+	-- wait for the sweep batch in flight on this table, and keep new ones
+	-- out until the hold is committed: see HOLD_LOCK_PREFIX in sweep.c
+	PERFORM pg_advisory_xact_lock((x'52455448'::bigint << 32) | tbl::oid::bigint);
+	-- a day given as a date covers the whole day
+	IF to_ts = date_trunc('day', to_ts) THEN
+		to_ts := to_ts + interval '1 day' - interval '1 microsecond';
+	END IF;
+	INSERT INTO retention.hold (relid, subscriber, from_ts, to_ts, reason, reference, until)
+		VALUES (tbl, v, from_ts, to_ts, reason, reference, until)
+		RETURNING retention.hold.id INTO id;
+	PERFORM retention._audit('hold', tbl::text,
+							 jsonb_build_object('hold', id, 'reason', reason, 'reference', reference,
+												'from', from_ts, 'to', to_ts, 'until', until));
+	RETURN id;
+END
+$$;
+COMMENT ON FUNCTION retention.hold(regclass, text, timestamptz, timestamptz, text, text, timestamptz) IS
+	'Keep a subscriber''s rows from erasure for a dispute or a judicial request (audited)';
+
+CREATE FUNCTION retention.release(hold_id bigint, note text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	h		retention.hold;
+BEGIN
+	SELECT * INTO h FROM retention.hold WHERE id = hold_id FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'hold % does not exist', hold_id
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF h.released_at IS NOT NULL THEN
+		RAISE EXCEPTION 'hold % was already released', hold_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('%s released it, with note: %s', h.released_by, coalesce(h.release_note, '(none)'));
+	END IF;
+	UPDATE retention.hold SET released_at = now(), released_by = session_user, release_note = note
+	 WHERE id = hold_id;
+	PERFORM retention._audit('release', h.relid::text,
+							 jsonb_build_object('hold', hold_id, 'reference', h.reference, 'note', note));
+END
+$$;
+COMMENT ON FUNCTION retention.release(bigint, text) IS
+	'End a hold: its rows fall due again (audited)';
+
+-- a subscriber as consents know it: an MSISDN normalized, anything else as is
+CREATE FUNCTION retention._consent_subscriber(subscriber text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, retention
+AS $$
+BEGIN
+	RETURN subscriber::retention.msisdn::text;
+EXCEPTION WHEN invalid_text_representation THEN
+	RETURN subscriber;
+END
+$$;
+
+CREATE FUNCTION retention.grant_consent(subscriber text, valid_until timestamptz,
+										contract_end timestamptz)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	v		text := retention._consent_subscriber(subscriber);
+BEGIN
+	IF subscriber IS NULL THEN
+		RAISE EXCEPTION 'subscriber must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF valid_until IS NULL OR NOT isfinite(valid_until) THEN
+		RAISE EXCEPTION 'a marketing consent needs a fixed end'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'CPCE L34-1 III ¶2 allows marketing use only with express consent "pour une durée déterminée".';
+	END IF;
+	IF contract_end IS NULL OR valid_until > contract_end THEN
+		RAISE EXCEPTION 'a marketing consent cannot outlast the contract'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('valid_until is %s, the contract ends %s.', valid_until, contract_end),
+				  HINT = 'CPCE L34-1 III ¶2: the duration can in no case exceed the contractual relationship.';
+	END IF;
+	IF valid_until <= now() THEN
+		RAISE EXCEPTION 'a marketing consent must end in the future'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('valid_until is %s.', valid_until);
+	END IF;
+	INSERT INTO retention.consent AS c (subscriber, valid_until, contract_end)
+		VALUES (v, valid_until, contract_end)
+		ON CONFLICT ON CONSTRAINT consent_pkey DO UPDATE
+		SET valid_until = excluded.valid_until, contract_end = excluded.contract_end,
+			granted_at = now(), granted_by = session_user, withdrawn_at = NULL;
+	PERFORM retention._audit('grant_consent', NULL,
+							 jsonb_build_object('valid_until', valid_until, 'contract_end', contract_end));
+END
+$$;
+COMMENT ON FUNCTION retention.grant_consent(text, timestamptz, timestamptz) IS
+	'Record a subscriber''s express, time-limited consent to marketing use (audited)';
+
+CREATE FUNCTION retention.withdraw_consent(subscriber text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	v		text := retention._consent_subscriber(subscriber);
+	p		record;
+	n		bigint := 0;
+	changed	bigint;
+BEGIN
+	UPDATE retention.consent c SET withdrawn_at = now()
+	 WHERE c.subscriber = v AND c.withdrawn_at IS NULL;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'subscriber has no consent to withdraw'
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	-- what was kept for marketing only goes now, not at the next sweep
+	FOR p IN SELECT pt.relid FROM retention.protected_table pt
+			  WHERE pt.subscriber IS NOT NULL
+				AND EXISTS (SELECT 1 FROM retention.tagged_columns(pt.relid) t
+							 WHERE 'marketing' = ANY (t.purposes)) LOOP
+		SELECT a.rows_anonymized + a.rows_deleted INTO changed
+		  FROM retention._anonymize_subscriber(p.relid, retention._subscriber_value(p.relid, v), false) a;
+		n := n + changed;
+	END LOOP;
+	PERFORM retention._audit('withdraw_consent', NULL, jsonb_build_object('rows_changed', n));
+END
+$$;
+COMMENT ON FUNCTION retention.withdraw_consent(text) IS
+	'Withdraw a marketing consent: what was kept for marketing only goes at once (audited)';
+
+--------------------------------------------------------------------------
+-- Purpose-bound access (SPEC 3.10)
+--------------------------------------------------------------------------
+
+CREATE TABLE retention.exposure (
+	relid		regclass NOT NULL REFERENCES retention.protected_table ON DELETE CASCADE,
+	purpose		text NOT NULL REFERENCES retention.purpose,
+	role		name NOT NULL,
+	view_name	name NOT NULL,
+	exposed_at	timestamptz NOT NULL DEFAULT now(),
+	exposed_by	name NOT NULL DEFAULT session_user,
+	PRIMARY KEY (relid, purpose, role)
+);
+SELECT pg_catalog.pg_extension_config_dump('retention.exposure', '');
+
+-- the view's definition: the purpose's columns and the non-personal ones,
+-- the rows whose window for the purpose is open
+CREATE FUNCTION retention._exposure_sql(tbl regclass, purpose text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	p		retention.protected_table;
+	cols	text;
+	cond	text;
+BEGIN
+	SELECT * INTO STRICT p FROM retention.protected_table WHERE relid = tbl;
+	SELECT string_agg(format('x.%I', a.attname), ', ' ORDER BY a.attnum) INTO cols
+	  FROM pg_attribute a
+	 WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
+	   AND (NOT EXISTS (SELECT 1 FROM retention.tagged_columns(tbl) t WHERE t.attname = a.attname)
+			OR EXISTS (SELECT 1 FROM retention.tagged_columns(tbl) t
+						WHERE t.attname = a.attname AND purpose = ANY (t.purposes)));
+	IF purpose = 'marketing' THEN
+		cond := CASE WHEN p.subscriber IS NULL THEN 'false' ELSE format(
+			'EXISTS (SELECT 1 FROM retention.consent c WHERE c.subscriber = x.%I::text '
+			'AND c.withdrawn_at IS NULL AND least(c.valid_until, c.contract_end) > now())',
+			p.subscriber) END;
+	ELSE
+		cond := format('(x.%I IS NULL OR %s > now() - (SELECT least(pol."window", pol.ceiling) '
+					   'FROM retention.policy pol WHERE pol.purpose = %L))',
+					   p.ended_at,
+					   CASE WHEN purpose = 'billing' AND p.billing_anchor IS NOT NULL
+							THEN format('coalesce(x.%I, x.%I)', p.billing_anchor, p.ended_at)
+							ELSE format('x.%I', p.ended_at) END,
+					   purpose);
+		-- rows a hold keeps for this purpose: disputes for billing, orders
+		-- for law enforcement
+		IF p.subscriber IS NOT NULL AND purpose IN ('billing', 'law_enforcement') THEN
+			cond := cond || format(' OR EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = %L::regclass '
+								   'AND h.subscriber = x.%I::text AND h.released_at IS NULL '
+								   'AND (h.until IS NULL OR h.until > now()) AND x.%I BETWEEN h.from_ts AND h.to_ts '
+								   'AND h.reason %s)',
+								   tbl::oid, p.subscriber, p.ended_at,
+								   CASE WHEN purpose = 'billing' THEN '= ''billing_dispute'''
+										ELSE 'IN (''judicial_request'', ''quick_freeze'')' END);
+		END IF;
+	END IF;
+	RETURN format('SELECT %s FROM %s x WHERE %s', cols, tbl, cond);
+END
+$$;
+
+-- (re)create the view of one exposure, owned by the table's owner
+CREATE FUNCTION retention._create_exposure(tbl regclass, purpose text, role name, view_name name)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	nsp		name := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+					  WHERE c.oid = tbl);
+	owner	name := (SELECT pg_get_userbyid(c.relowner) FROM pg_class c WHERE c.oid = tbl);
+BEGIN
+	EXECUTE format('CREATE VIEW %I.%I WITH (security_barrier) AS %s', nsp, view_name,
+				   retention._exposure_sql(tbl, purpose));
+	EXECUTE format('ALTER VIEW %I.%I OWNER TO %I', nsp, view_name, owner);
+	EXECUTE format('GRANT SELECT ON %I.%I TO %I', nsp, view_name, role);
+END
+$$;
+
+CREATE FUNCTION retention.expose(tbl regclass, purpose text, to_role name)
+RETURNS regclass
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	view_name	name;
+	nsp			name;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM retention.protected_table WHERE relid = tbl) THEN
+		RAISE EXCEPTION 'table % is not protected', tbl
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Protect it first with retention.protect().';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM retention.purpose pu WHERE pu.purpose = expose.purpose) THEN
+		PERFORM retention._unknown_purpose(purpose);
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = to_role) THEN
+		RAISE EXCEPTION 'role "%" does not exist', to_role
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF EXISTS (SELECT 1 FROM retention.exposure e
+				WHERE e.relid = tbl AND e.purpose = expose.purpose AND e.role = to_role) THEN
+		RAISE EXCEPTION 'table % is already exposed for % to role "%"', tbl, purpose, to_role
+			USING ERRCODE = 'duplicate_object';
+	END IF;
+	SELECT c.relname || '_' || purpose, n.nspname INTO view_name, nsp
+	  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+	IF EXISTS (SELECT 1 FROM retention.exposure e WHERE e.relid = tbl AND e.purpose = expose.purpose) THEN
+		-- the view exists for another role: grant it too
+		EXECUTE format('GRANT SELECT ON %I.%I TO %I', nsp, view_name, to_role);
+	ELSE
+		IF to_regclass(format('%I.%I', nsp, view_name)) IS NOT NULL THEN
+			RAISE EXCEPTION 'relation "%" already exists', view_name
+				USING ERRCODE = 'duplicate_table',
+					  HINT = 'Rename or drop it: retention.expose() creates a view of that name.';
+		END IF;
+		PERFORM retention._create_exposure(tbl, purpose, to_role, view_name);
+	END IF;
+	INSERT INTO retention.exposure (relid, purpose, role, view_name)
+		VALUES (tbl, purpose, to_role, view_name);
+	PERFORM retention._audit('expose', tbl::text,
+							 jsonb_build_object('purpose', purpose, 'role', to_role, 'view', view_name));
+	RETURN format('%I.%I', nsp, view_name)::regclass;
+END
+$$;
+COMMENT ON FUNCTION retention.expose(regclass, text, name) IS
+	'Give a role a view of a table restricted to one purpose''s columns and open rows (audited)';
+
+CREATE FUNCTION retention.unexpose(tbl regclass, purpose text, role name)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	e		retention.exposure;
+	nsp		name := (SELECT n.nspname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+					  WHERE c.oid = tbl);
+BEGIN
+	DELETE FROM retention.exposure x
+	 WHERE x.relid = tbl AND x.purpose = unexpose.purpose AND x.role = unexpose.role
+	RETURNING * INTO e;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table % is not exposed for % to role "%"', tbl, purpose, role
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF EXISTS (SELECT 1 FROM retention.exposure x WHERE x.relid = tbl AND x.purpose = unexpose.purpose) THEN
+		EXECUTE format('REVOKE SELECT ON %I.%I FROM %I', nsp, e.view_name, role);
+	ELSE
+		EXECUTE format('DROP VIEW IF EXISTS %I.%I', nsp, e.view_name);
+	END IF;
+	PERFORM retention._audit('unexpose', tbl::text,
+							 jsonb_build_object('purpose', purpose, 'role', role));
+END
+$$;
+COMMENT ON FUNCTION retention.unexpose(regclass, text, name) IS
+	'Take a purpose-bound view away from a role (audited)';
+
+-- views follow column changes: every ALTER TABLE drops the exposure views
+-- first (so that columns they use can change) and recreates them after,
+-- from the table as it then is; a failed ALTER rolls both back
+CREATE FUNCTION retention._exposures_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	e		record;
+BEGIN
+	FOR e IN SELECT DISTINCT x.relid, x.view_name, n.nspname
+			   FROM retention.exposure x
+			   JOIN pg_class c ON c.oid = x.relid JOIN pg_namespace n ON n.oid = c.relnamespace LOOP
+		EXECUTE format('DROP VIEW IF EXISTS %I.%I', e.nspname, e.view_name);
+	END LOOP;
+END
+$$;
+
+CREATE FUNCTION retention._exposures_create()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	e		record;
+	first	boolean;
+	nsp		name;
+BEGIN
+	FOR e IN SELECT x.relid, x.purpose, x.role, x.view_name,
+					row_number() OVER (PARTITION BY x.relid, x.purpose ORDER BY x.role) AS n
+			   FROM retention.exposure x ORDER BY x.relid, x.purpose, x.role LOOP
+		SELECT n.nspname INTO nsp FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE c.oid = e.relid;
+		IF e.n = 1 THEN
+			IF to_regclass(format('%I.%I', nsp, e.view_name)) IS NULL THEN
+				PERFORM retention._create_exposure(e.relid, e.purpose, e.role, e.view_name);
+			END IF;
+		ELSE
+			EXECUTE format('GRANT SELECT ON %I.%I TO %I', nsp, e.view_name, e.role);
+		END IF;
+	END LOOP;
+END
+$$;
+
+CREATE EVENT TRIGGER retention_exposures_before_alter ON ddl_command_start
+	WHEN TAG IN ('ALTER TABLE')
+	EXECUTE FUNCTION retention._exposures_drop();
+CREATE EVENT TRIGGER retention_exposures_after_alter ON ddl_command_end
+	WHEN TAG IN ('ALTER TABLE')
+	EXECUTE FUNCTION retention._exposures_create();
+
+--------------------------------------------------------------------------
+-- Proof for the auditor (SPEC 3.11)
+--------------------------------------------------------------------------
+
+CREATE FUNCTION retention._column_states(tableoid oid, ended_at "any", billing_anchor "any",
+										 consent boolean, hold integer, VARIADIC "any")
+RETURNS text
+AS 'MODULE_PATHNAME', 'retention_column_states'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+CREATE FUNCTION retention._row_args(tbl regclass)
+RETURNS text
+AS 'MODULE_PATHNAME', 'retention_row_args_sql'
+LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION retention._due_prefilter(tbl regclass)
+RETURNS text
+AS 'MODULE_PATHNAME', 'retention_due_prefilter_sql'
+LANGUAGE C STABLE STRICT;
+
+CREATE FUNCTION retention.report()
+RETURNS TABLE ("table" regclass, "column" name, kind text, type regtype, purposes text[],
+			   "window" interval, method text, rows_in_clear bigint, oldest_clear timestamptz,
+			   overdue_rows bigint, held_rows bigint, last_sweep timestamptz, note text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+SET intervalstyle = postgres
+AS $$
+DECLARE
+	p		retention.protected_table;
+	cols	record;
+	n		integer;
+	aggs	text;
+	res		jsonb;
+	swept	timestamptz;
+	i		integer;
+BEGIN
+	FOR p IN SELECT * FROM retention.protected_table ORDER BY relid::text LOOP
+		SELECT max(l.finished_at) INTO swept FROM retention.sweep_log l
+		 WHERE l.relid = p.relid AND l.status = 'done';
+		-- one scan of the table: per tagged column, its values in clear, the
+		-- oldest of them, those past their deadline, those held
+		SELECT count(*) INTO n FROM retention.tagged_columns(p.relid);
+		SELECT string_agg(format('jsonb_build_array('
+								 'count(*) FILTER (WHERE substr(s, %1$s, 1) IN (''k'', ''o'', ''h'')), '
+								 'min(e) FILTER (WHERE substr(s, %1$s, 1) IN (''k'', ''o'', ''h'')), '
+								 'count(*) FILTER (WHERE substr(s, %1$s, 1) = ''o''), '
+								 'count(*) FILTER (WHERE substr(s, %1$s, 1) = ''h''))', k), ', ')
+		  INTO aggs FROM generate_series(1, n) k;
+		EXECUTE format('SELECT jsonb_build_array(%s) FROM (SELECT retention._column_states(%s) s, '
+					   'x.%I::timestamptz e FROM %s x) q',
+					   aggs, retention._row_args(p.relid), p.ended_at, p.relid)
+		   INTO res;
+		i := 0;
+		FOR cols IN SELECT * FROM retention.tagged_columns(p.relid) LOOP
+			"table" := p.relid;
+			"column" := cols.attname;
+			kind := 'tagged';
+			type := cols.type;
+			purposes := cols.purposes;
+			SELECT max(least(pol."window", pol.ceiling)) INTO "window"
+			  FROM retention.policy pol WHERE pol.purpose = ANY (cols.purposes);
+			method := cols.method;
+			rows_in_clear := (res->i->>0)::bigint;
+			oldest_clear := (res->i->>1)::timestamptz;
+			overdue_rows := (res->i->>2)::bigint;
+			held_rows := (res->i->>3)::bigint;
+			last_sweep := swept;
+			note := CASE WHEN cols.purposes = '{}' THEN 'kept for no purpose: erased when the call ends'
+						 WHEN cols.purposes = '{marketing}' THEN 'kept only under consent'
+						 WHEN method = 'hash' THEN 'pseudonymized at its deadline, erased at the row''s last'
+					END;
+			RETURN NEXT;
+			i := i + 1;
+		END LOOP;
+		-- what the operator declares non-personal technical data (R6)
+		FOR cols IN SELECT a.attname, a.atttypid::regtype AS type FROM pg_attribute a
+					 WHERE a.attrelid = p.relid AND a.attnum > 0 AND NOT a.attisdropped
+					   AND NOT EXISTS (SELECT 1 FROM retention.tagged_columns(p.relid) t
+										WHERE t.attname = a.attname)
+					 ORDER BY a.attnum LOOP
+			"table" := p.relid; "column" := cols.attname; kind := 'untagged'; type := cols.type;
+			purposes := NULL; "window" := NULL; method := NULL; rows_in_clear := NULL;
+			oldest_clear := NULL; overdue_rows := NULL; held_rows := NULL; last_sweep := swept;
+			note := CASE WHEN cols.attname = p.ended_at THEN 'ended_at: anchors every deadline'
+						 WHEN cols.attname = p.billing_anchor THEN 'billing anchor'
+						 ELSE 'declared non-personal technical data' END;
+			RETURN NEXT;
+		END LOOP;
+		-- copies of tagged values that a sweep does not reach
+		FOR cols IN
+			-- materialized views built on tagged columns
+			SELECT DISTINCT r.ev_class::regclass::text AS what, 'materialized view' AS how, a.attname
+			  FROM pg_depend d
+			  JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+			  JOIN pg_class c ON c.oid = r.ev_class AND c.relkind = 'm'
+			  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+			 WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = p.relid
+			   AND a.attname IN (SELECT t.attname FROM retention.tagged_columns(p.relid) t)
+			UNION
+			-- generated columns computed from them
+			SELECT format('%s.%I', p.relid, g.attname), 'generated column', a.attname
+			  FROM pg_depend d
+			  JOIN pg_attrdef ad ON d.classid = 'pg_attrdef'::regclass AND ad.oid = d.objid
+			  JOIN pg_attribute g ON g.attrelid = ad.adrelid AND g.attnum = ad.adnum AND g.attgenerated <> ''
+			  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+			 WHERE d.refobjid = p.relid
+			   AND a.attname IN (SELECT t.attname FROM retention.tagged_columns(p.relid) t)
+			UNION
+			-- expression indexes on them
+			SELECT i.indexrelid::regclass::text, 'expression index', a.attname
+			  FROM pg_index i
+			  JOIN pg_depend d ON d.classid = 'pg_class'::regclass AND d.objid = i.indexrelid
+			  JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
+			 WHERE i.indrelid = p.relid AND i.indexprs IS NOT NULL AND d.refobjid = p.relid
+			   AND a.attname IN (SELECT t.attname FROM retention.tagged_columns(p.relid) t)
+			UNION
+			-- other tables whose foreign keys copy them
+			SELECT format('%s.%I', con.conrelid::regclass, fa.attname), 'foreign key copy', a.attname
+			  FROM pg_constraint con
+			  JOIN LATERAL unnest(con.confkey, con.conkey) AS k(ref, loc) ON true
+			  JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.ref
+			  JOIN pg_attribute fa ON fa.attrelid = con.conrelid AND fa.attnum = k.loc
+			 WHERE con.contype = 'f' AND con.confrelid = p.relid
+			   AND a.attname IN (SELECT t.attname FROM retention.tagged_columns(p.relid) t)
+			ORDER BY 1
+		LOOP
+			"table" := p.relid; "column" := cols.attname; kind := 'copy'; type := NULL;
+			purposes := NULL; "window" := NULL; method := NULL; rows_in_clear := NULL;
+			oldest_clear := NULL; overdue_rows := NULL; held_rows := NULL; last_sweep := swept;
+			note := format('%s %s holds values of this column that no sweep reaches', cols.how, cols.what);
+			RETURN NEXT;
+		END LOOP;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION retention.report() IS
+	'Per protected table and column: purposes, window, values in clear, overdue and held rows, last sweep, and the copies a sweep does not reach';
+
+CREATE FUNCTION retention.verify()
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	p		retention.protected_table;
+	n		bigint;
+	total	bigint := 0;
+	tables	text[] := '{}';
+BEGIN
+	FOR p IN SELECT * FROM retention.protected_table ORDER BY relid::text LOOP
+		EXECUTE format('SELECT count(*) FROM %s x WHERE %s AND retention._sweep_row(%s) IN (1, 2)',
+					   p.relid, retention._due_prefilter(p.relid), retention._row_args(p.relid))
+		   INTO n;
+		IF n > 0 THEN
+			total := total + n;
+			tables := tables || format('%s: %s rows', p.relid, n);
+		END IF;
+	END LOOP;
+	IF total > 0 THEN
+		RAISE EXCEPTION 'retention is overdue: % rows hold values past their deadline', total
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = array_to_string(tables, '; ') || '.',
+				  HINT = 'Run CALL retention.sweep(), and check retention.sweep_log for errors.';
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION retention.verify() IS
+	'Raise if any value of a protected table is past its deadline (for monitoring)';
+
 --------------------------------------------------------------------------
 -- Privileges: ordinary roles read the policy; only retention_admin (and
 -- superusers) change it or read the audit log.
@@ -851,6 +1403,24 @@ GRANT SELECT ON retention.policy, retention.purpose, retention.window_setting,
 	retention.protected_table, retention.column_method TO PUBLIC;
 GRANT SELECT ON retention.write_log TO retention_admin;
 GRANT SELECT ON retention.sweep_log, retention.sweep_progress TO retention_admin;
+GRANT SELECT ON retention.exposure TO PUBLIC;
+GRANT SELECT ON retention.hold, retention.consent TO retention_admin;
+REVOKE ALL ON FUNCTION retention.hold(regclass, text, timestamptz, timestamptz, text, text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.hold(regclass, text, timestamptz, timestamptz, text, text, timestamptz) TO retention_admin;
+REVOKE ALL ON FUNCTION retention.release(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.release(bigint, text) TO retention_admin;
+REVOKE ALL ON FUNCTION retention.grant_consent(text, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.grant_consent(text, timestamptz, timestamptz) TO retention_admin;
+REVOKE ALL ON FUNCTION retention.withdraw_consent(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.withdraw_consent(text) TO retention_admin;
+REVOKE ALL ON FUNCTION retention.expose(regclass, text, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.expose(regclass, text, name) TO retention_admin;
+REVOKE ALL ON FUNCTION retention.unexpose(regclass, text, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.unexpose(regclass, text, name) TO retention_admin;
+REVOKE ALL ON FUNCTION retention.report() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.report() TO retention_admin;
+REVOKE ALL ON FUNCTION retention.verify() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.verify() TO retention_admin;
 REVOKE ALL ON PROCEDURE retention.sweep(regclass, integer, boolean) FROM PUBLIC;
 GRANT EXECUTE ON PROCEDURE retention.sweep(regclass, integer, boolean) TO retention_admin;
 REVOKE ALL ON FUNCTION retention.protect(regclass, name, name, text, name) FROM PUBLIC;
@@ -859,7 +1429,7 @@ REVOKE ALL ON FUNCTION retention.unprotect(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION retention.unprotect(regclass) TO retention_admin;
 REVOKE ALL ON FUNCTION retention.set_method(regclass, name, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION retention.set_method(regclass, name, text) TO retention_admin;
-REVOKE ALL ON FUNCTION retention._anonymize_subscriber(regclass, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION retention._anonymize_subscriber(regclass, text, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION retention.anonymize(regclass, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION retention.anonymize(regclass, text) TO retention_admin;
 GRANT SELECT ON retention.audit_log TO retention_admin;

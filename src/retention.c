@@ -37,6 +37,7 @@ int			retention_sweep_interval = 0;
 char	   *retention_databases = NULL;
 int			retention_batch_size = 10000;
 int			retention_log_keep = 13;
+int			retention_lock_timeout = 100;
 char	   *retention_timezone = NULL;
 
 void		_PG_init(void);
@@ -149,6 +150,16 @@ _PG_init(void)
 							1, 1200,
 							PGC_SIGHUP,
 							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("retention.lock_timeout",
+							"How long a sweep waits for a row or partition lock before skipping it.",
+							"Skipped rows are counted in retention.sweep_log and taken by the next sweep.",
+							&retention_lock_timeout,
+							100,
+							1, 60000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("retention.timezone",

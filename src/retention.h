@@ -130,6 +130,7 @@ extern int	retention_sweep_interval;
 extern char *retention_databases;
 extern int	retention_batch_size;
 extern int	retention_log_keep;
+extern int	retention_lock_timeout;
 extern char *retention_timezone;
 extern bool retention_parse_sweep_at(const char *value, int *minutes);
 

@@ -41,14 +41,19 @@ PG_FUNCTION_INFO_V1(retention_anonymize_subscriber);
 
 
 /*
- * retention._anonymize_subscriber(tbl regclass, subscriber text)
+ * retention._anonymize_subscriber(tbl regclass, subscriber text, everything bool)
  *		returns (rows_anonymized bigint, rows_deleted bigint, rows_held bigint)
+ *
+ * With everything, every window is over (a subject's request); without,
+ * the rules apply as of now, at once rather than at the next sweep (after
+ * a consent is withdrawn).
  */
 Datum
 retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
 	text	   *subscriber = PG_GETARG_TEXT_PP(1);
+	TimestampTz moment = PG_GETARG_BOOL(2) ? DT_NOEND : GetCurrentTransactionStartTimestamp();
 	RetentionTable *root = retention_table(relid);
 	TupleDesc	resdesc;
 	Datum		result[3];
@@ -91,8 +96,7 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 	rows = SPI_tuptable;
 	nrows = SPI_processed;
 
-	/* every window is over: decide as of the end of time */
-	retention_sweep_now = DT_NOEND;
+	retention_sweep_now = moment;
 	retention_expiry_quiet = true;
 	PG_TRY();
 	{
@@ -130,8 +134,8 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 				relation_close(rel, NoLock);
 				continue;
 			}
-			expiry_lookup_row(t, values, isnull, &row, false);
-			retention_cutoffs(DT_NOEND, &cut);
+			expiry_lookup_row(t, values, isnull, &row, t->has_marketing && moment != DT_NOEND);
+			retention_cutoffs(moment, &cut);
 			due = expiry_due_columns(t, &cut, &row, &fully_due);
 			if (row.hold != HOLD_NONE)
 				held++;
@@ -146,7 +150,7 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 			else if (due != 0 && expiry_needs_work(t, due, fully_due, values, isnull, true))
 			{
 				retention_fixup_relid = leaf;
-				/* the BEFORE UPDATE trigger applies the rules, as of the end of time */
+				/* the BEFORE UPDATE trigger applies the rules, as of the same moment */
 				ret = SPI_execute_plan(retention_fixup_plan(t, rel, false),
 									   (Datum[]) {PointerGetDatum(tid)}, NULL, false, 1);
 				if (ret != SPI_OK_UPDATE)

@@ -65,11 +65,15 @@
 PG_FUNCTION_INFO_V1(retention_sweep);
 PG_FUNCTION_INFO_V1(retention_sweep_row);
 
-/* advisory lock keys: (SWEEP_LOCK_PREFIX << 32) | relid */
+/*
+ * Advisory lock keys, (prefix << 32) | relid of the protected table:
+ * SWEEP_LOCK_PREFIX, a session lock, keeps two sweeps off one table;
+ * HOLD_LOCK_PREFIX is taken shared by each batch and exclusive by hold(),
+ * so that once hold() returns no batch that could not see it is running.
+ */
 #define SWEEP_LOCK_PREFIX	INT64CONST(0x52455445)
+#define HOLD_LOCK_PREFIX	INT64CONST(0x52455448)
 
-/* how long a batch waits for a row or partition lock before stepping aside */
-#define SWEEP_LOCK_TIMEOUT	"100ms"
 
 /* what _sweep_row() says of a row */
 #define ROW_NOTHING		0
@@ -158,6 +162,27 @@ first_value(bool *isnull)
 	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
 }
 
+/* the batch waits this long for a row or partition lock, then steps aside */
+static void
+set_lock_timeout(void)
+{
+	run_sql(psprintf("SELECT pg_catalog.set_config('lock_timeout', '%dms', true)",
+					 retention_lock_timeout), 0, NULL, NULL, SPI_OK_SELECT);
+}
+
+/* does an active hold keep rows of the protected table root? */
+static bool
+table_has_holds(Oid root, TimestampTz moment)
+{
+	bool		isnull;
+
+	run_sql("SELECT EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = $1 "
+			"AND h.released_at IS NULL AND (h.until IS NULL OR h.until > $2))",
+			2, (Oid[]) {OIDOID, TIMESTAMPTZOID},
+			(Datum[]) {ObjectIdGetDatum(root), TimestampTzGetDatum(moment)}, SPI_OK_SELECT);
+	return DatumGetBool(first_value(&isnull));
+}
+
 typedef void (*SweepStep) (void *arg);
 
 /*
@@ -220,11 +245,14 @@ qualified_name(Oid relid)
 									  get_rel_name(relid));
 }
 
-/* the ended_at value past which nothing of the table is due, in its type */
-static void
-compute_maxcut(SweepLeaf *l, const RetentionCutoffs *cut)
+/*
+ * The ended_at past which nothing of table t is due at cut (no later row
+ * has anything due), as a timestamptz; for a column without time zone,
+ * pushed later by any zone's offset (the row test that follows is exact).
+ */
+TimestampTz
+retention_table_maxcut(const RetentionTable *t, const RetentionCutoffs *cut)
 {
-	RetentionTable *t = l->t;
 	TimestampTz maxcut = DT_NOBEGIN;
 	int			i,
 				p;
@@ -248,21 +276,23 @@ compute_maxcut(SweepLeaf *l, const RetentionCutoffs *cut)
 			bound = cut->now;
 		maxcut = Max(maxcut, bound);
 	}
-	if (t->ended_at_type == TIMESTAMPOID)
-	{
-		/* local time: allow for any zone's offset, the row test is exact */
+	if (t->ended_at_type == TIMESTAMPOID && !TIMESTAMP_NOT_FINITE(maxcut))
 		maxcut += (TimestampTz) 15 * USECS_PER_HOUR;
-	}
-	l->maxcut = TimestampTzGetDatum(maxcut);
-	l->maxcut_type = t->ended_at_type;
+	return maxcut;
 }
 
-/* retention._sweep_row(...) for the leaf, as SQL */
-static char *
-status_expression(SweepLeaf *l)
+/*
+ * The arguments of retention._sweep_row() and retention._column_states()
+ * for rows "x" of relation relid (protected itself or through root): the
+ * consent and hold lookups are subqueries, evaluated only for rows that get
+ * that far, and only written when the table can have consents or holds.
+ * moment is the SQL of the moment consents and holds are checked at.
+ */
+char *
+retention_row_args(Oid relid, Oid root, bool has_holds, const char *moment, char **ended_at)
 {
-	RetentionTable *t = l->t;
-	Relation	rel = relation_open(l->leaf, AccessShareLock);
+	RetentionTable *t = retention_table(relid);
+	Relation	rel = relation_open(relid, AccessShareLock);
 	TupleDesc	desc = RelationGetDescr(rel);
 	StringInfoData s;
 	const char *sub = NULL;
@@ -273,29 +303,29 @@ status_expression(SweepLeaf *l)
 	if (t->subscriber != InvalidAttrNumber)
 		sub = ATTNAME(t->subscriber);
 	initStringInfo(&s);
-	appendStringInfo(&s, "retention._sweep_row(x.tableoid, x.%s, ", ATTNAME(t->ended_at));
+	appendStringInfo(&s, "x.tableoid, x.%s, ", ATTNAME(t->ended_at));
 	if (t->anchor != InvalidAttrNumber)
 		appendStringInfo(&s, "x.%s, ", ATTNAME(t->anchor));
 	else
 		appendStringInfoString(&s, "NULL::timestamptz, ");
 	if (t->has_marketing && sub)
 		appendStringInfo(&s, "EXISTS (SELECT 1 FROM retention.consent c WHERE c.subscriber = x.%s::text "
-						 "AND c.withdrawn_at IS NULL AND least(c.valid_until, c.contract_end) > $2), ",
-						 sub);
+						 "AND c.withdrawn_at IS NULL AND least(c.valid_until, c.contract_end) > %s), ",
+						 sub, moment);
 	else
 		appendStringInfoString(&s, "false, ");
-	if (l->has_holds && sub)
+	if (has_holds && sub)
 		appendStringInfo(&s, "(SELECT max(CASE WHEN h.reason = 'billing_dispute' THEN 1 ELSE 2 END) "
 						 "FROM retention.hold h WHERE h.relid = %u::oid::regclass AND h.subscriber = x.%s::text "
-						 "AND h.released_at IS NULL AND (h.until IS NULL OR h.until > $2) "
+						 "AND h.released_at IS NULL AND (h.until IS NULL OR h.until > %s) "
 						 "AND x.%s BETWEEN h.from_ts AND h.to_ts)",
-						 l->root, sub, ATTNAME(t->ended_at));
+						 root, sub, moment, ATTNAME(t->ended_at));
 	else
 		appendStringInfoString(&s, "NULL::integer");
 	for (i = 0; i < t->ncolumns; i++)
 		appendStringInfo(&s, ", x.%s", ATTNAME(t->columns[i].attnum));
-	appendStringInfoChar(&s, ')');
-	l->ended_at = pstrdup(ATTNAME(t->ended_at));
+	if (ended_at)
+		*ended_at = pstrdup(ATTNAME(t->ended_at));
 #undef ATTNAME
 	relation_close(rel, NoLock);
 	return s.data;
@@ -326,8 +356,16 @@ batch_step(void *arg)
 	uint64		n;
 	int			state;
 
-	run_sql("SELECT set_config('lock_timeout', '" SWEEP_LOCK_TIMEOUT "', true)", 0, NULL, NULL,
-			SPI_OK_SELECT);
+	/* a hold being placed on this table finishes first; then it counts */
+	run_sql("SELECT pg_catalog.pg_advisory_xact_lock_shared($1)", 1, (Oid[]) {INT8OID},
+			(Datum[]) {Int64GetDatum((HOLD_LOCK_PREFIX << 32) | (int64) l->root)}, SPI_OK_SELECT);
+	if (!l->has_holds && table_has_holds(l->root, l->run->cutoff))
+	{
+		l->has_holds = true;
+		l->status_expr = psprintf("retention._sweep_row(%s)",
+								  retention_row_args(l->leaf, l->root, true, "$2", NULL));
+	}
+	set_lock_timeout();
 	retention_fixup_relid = l->leaf;
 
 	for (state = ROW_ANONYMIZE; state <= ROW_DELETE; state++)
@@ -449,11 +487,18 @@ fast_path_step(void *arg)
 	SweepLeaf  *l = fp->l;
 	bool		isnull;
 
-	run_sql("SELECT set_config('lock_timeout', '" SWEEP_LOCK_TIMEOUT "', true)", 0, NULL, NULL,
-			SPI_OK_SELECT);
+	run_sql("SELECT pg_catalog.pg_advisory_xact_lock_shared($1)", 1, (Oid[]) {INT8OID},
+			(Datum[]) {Int64GetDatum((HOLD_LOCK_PREFIX << 32) | (int64) l->root)}, SPI_OK_SELECT);
+	set_lock_timeout();
 	run_sql(psprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", l->qualified), 0, NULL, NULL,
 			SPI_OK_UTILITY);
 	/* nothing held in it (holds are placed by subscriber and time range) */
+	if (!l->has_holds && table_has_holds(l->root, l->run->cutoff))
+	{
+		l->has_holds = true;
+		l->status_expr = psprintf("retention._sweep_row(%s)",
+								  retention_row_args(l->leaf, l->root, true, "$2", NULL));
+	}
 	if (l->has_holds)
 	{
 		run_sql(psprintf("SELECT EXISTS (SELECT 1 FROM %s x WHERE %s = %d)",
@@ -519,9 +564,11 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 	if (l.t->ncolumns == 0)
 		return NULL;
 	retention_cutoffs(run->cutoff, &cut);
-	compute_maxcut(&l, &cut);
+	l.maxcut = TimestampTzGetDatum(retention_table_maxcut(l.t, &cut));
+	l.maxcut_type = l.t->ended_at_type;
 	l.qualified = psprintf("ONLY %s", qualified_name(leaf));
-	l.status_expr = status_expression(&l);
+	l.status_expr = psprintf("retention._sweep_row(%s)",
+							 retention_row_args(leaf, root, has_holds, "$2", &l.ended_at));
 
 	rel = relation_open(leaf, AccessShareLock);
 	nblocks = RelationGetNumberOfBlocks(rel);
@@ -676,7 +723,6 @@ static void
 table_start_step(void *arg)
 {
 	TableStart *ts = (TableStart *) arg;
-	bool		isnull;
 
 	/* an earlier run that left its row 'running' did not finish */
 	run_sql("UPDATE retention.sweep_log SET status = 'interrupted', "
@@ -698,12 +744,7 @@ table_start_step(void *arg)
 		ts->log_id = insert_log(ts->run, ts->relid, "running", NULL,
 								estimate_rows(ts->leaves));
 
-	run_sql("SELECT EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = $1 "
-			"AND h.released_at IS NULL AND (h.until IS NULL OR h.until > $2))",
-			2, (Oid[]) {OIDOID, TIMESTAMPTZOID},
-			(Datum[]) {ObjectIdGetDatum(ts->relid), TimestampTzGetDatum(ts->run->cutoff)},
-			SPI_OK_SELECT);
-	ts->has_holds = DatumGetBool(first_value(&isnull));
+	ts->has_holds = table_has_holds(ts->relid, ts->run->cutoff);
 
 }
 
@@ -984,7 +1025,9 @@ retention_sweep_row(PG_FUNCTION_ARGS)
 		PG_RETURN_INT32(ROW_DELETE);
 
 	/* the tagged values, laid out by attribute number for expiry.c */
-	natts = t->columns[t->ncolumns - 1].attnum;
+	natts = 0;
+	for (i = 0; i < t->ncolumns; i++)
+		natts = Max(natts, t->columns[i].attnum);
 	values = palloc0(sizeof(Datum) * natts);
 	isnull = palloc(sizeof(bool) * natts);
 	memset(isnull, true, sizeof(bool) * natts);

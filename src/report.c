@@ -1,0 +1,198 @@
+/*-------------------------------------------------------------------------
+ *
+ * report.c
+ *	  What the compliance report and verify() need from the rules: the
+ *	  state of each tagged value of a row, and the SQL that asks for it.
+ *
+ * retention.report() and retention.verify() (SQL, in the extension
+ * script) scan each protected table once with retention._column_states()
+ * or retention._sweep_row(), which decide exactly as the triggers and the
+ * sweep do (expiry.c).  Nothing here changes data.
+ *
+ * Copyright (c) 2026, retention developers
+ *
+ * src/report.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "expiry.h"
+
+PG_FUNCTION_INFO_V1(retention_column_states);
+PG_FUNCTION_INFO_V1(retention_row_args_sql);
+PG_FUNCTION_INFO_V1(retention_due_prefilter_sql);
+
+/* the states _column_states() reports, one letter per tagged column */
+#define STATE_NULL			'n'		/* no value */
+#define STATE_ANONYMIZED	'a'		/* generalized or pseudonymized, as due */
+#define STATE_KEPT			'k'		/* in clear, within a window */
+#define STATE_OVERDUE		'o'		/* past its deadline, not yet as due */
+#define STATE_HELD			'h'		/* past its deadline, kept by a hold */
+
+static Oid
+protected_root(Oid relid)
+{
+	RetentionTable *t = retention_table(relid);
+
+	if (!OidIsValid(t->protected_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table \"%s\" is not protected", get_rel_name(relid))));
+	return t->protected_relid;
+}
+
+static bool
+table_has_holds(Oid root)
+{
+	bool		isnull;
+	bool		result;
+
+	SPI_connect();
+	SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = $1 "
+						  "AND h.released_at IS NULL AND (h.until IS NULL OR h.until > now()))",
+						  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(root)}, NULL, true, 1);
+	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return result;
+}
+
+/*
+ * retention._row_args(tbl): the argument list of _sweep_row() and
+ * _column_states() for rows aliased "x" of tbl (a protected table).
+ */
+Datum
+retention_row_args_sql(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Oid			root = protected_root(relid);
+
+	PG_RETURN_TEXT_P(cstring_to_text(retention_row_args(relid, root, table_has_holds(root),
+														"statement_timestamp()", NULL)));
+}
+
+/*
+ * retention._due_prefilter(tbl): "x.ended_at <= ..." true of every row of
+ * tbl that may have something due now: an index on ended_at answers it.
+ */
+Datum
+retention_due_prefilter_sql(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	RetentionTable *t;
+	RetentionCutoffs cut;
+	TimestampTz maxcut;
+	const char *ended_at;
+
+	protected_root(relid);
+	t = retention_table(relid);
+	retention_cutoffs(GetCurrentStatementStartTimestamp(), &cut);
+	maxcut = retention_table_maxcut(t, &cut);
+	ended_at = quote_identifier(get_attname(relid, t->ended_at, false));
+	if (TIMESTAMP_NOT_FINITE(maxcut))
+		PG_RETURN_TEXT_P(cstring_to_text(psprintf("x.%s IS NOT NULL", ended_at)));
+	/* one second of margin for the decimal epoch; the row test is exact */
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf(t->ended_at_type == TIMESTAMPOID ?
+											  "x.%s <= (pg_catalog.to_timestamp(%.6f) AT TIME ZONE 'UTC')" :
+											  "x.%s <= pg_catalog.to_timestamp(%.6f)",
+											  ended_at,
+											  (double) (maxcut - SetEpochTimestamp()) / USECS_PER_SEC + 1)));
+}
+
+/*
+ * retention._column_states(tableoid, ended_at, billing_anchor, consent,
+ *							hold, VARIADIC tagged columns): one letter per
+ * tagged column (see STATE_*), as of now.
+ */
+Datum
+retention_column_states(PG_FUNCTION_ARGS)
+{
+	RetentionTable *t;
+	RetentionCutoffs cut;
+	RetentionRow row;
+	uint64		due = 0,
+				held_due = 0;
+	bool		fully_due = false,
+				held_fully = false;
+	bool		complete;
+	char	   *states;
+	int			i;
+	Datum	   *values;
+	bool	   *isnull;
+	int			natts = 0;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	t = retention_table(PG_GETARG_OID(0));
+	if (!OidIsValid(t->protected_relid) || PG_NARGS() - 5 != t->ncolumns)
+		PG_RETURN_NULL();
+
+	memset(&row, 0, sizeof(row));
+	complete = !PG_ARGISNULL(1);
+	if (complete)
+	{
+		Oid			type = get_fn_expr_argtype(fcinfo->flinfo, 1);
+
+		row.ended_at = (type == TIMESTAMPOID) ?
+			retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(1)) : PG_GETARG_TIMESTAMPTZ(1);
+		if (!PG_ARGISNULL(2))
+		{
+			type = get_fn_expr_argtype(fcinfo->flinfo, 2);
+			row.billing_anchor = (type == TIMESTAMPOID) ?
+				retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(2)) : PG_GETARG_TIMESTAMPTZ(2);
+			row.has_anchor = true;
+		}
+		row.consent = !PG_ARGISNULL(3) && PG_GETARG_BOOL(3);
+		retention_cutoffs(GetCurrentStatementStartTimestamp(), &cut);
+		/* due without holds, then with them: the difference is what they hold */
+		due = expiry_due_columns(t, &cut, &row, &fully_due);
+		held_due = due;
+		held_fully = fully_due;
+		if (!PG_ARGISNULL(4) && due != 0)
+		{
+			row.hold = PG_GETARG_INT32(4) == 1 ? HOLD_BILLING : HOLD_ALL;
+			held_due = expiry_due_columns(t, &cut, &row, &held_fully);
+		}
+	}
+
+	for (i = 0; i < t->ncolumns; i++)
+		natts = Max(natts, t->columns[i].attnum);
+	values = palloc0(sizeof(Datum) * natts);
+	isnull = palloc(sizeof(bool) * natts);
+	states = palloc(t->ncolumns + 1);
+	for (i = 0; i < t->ncolumns; i++)
+	{
+		const RetentionColumn *c = &t->columns[i];
+		AttrNumber	a = c->attnum;
+		uint64		bit = UINT64CONST(1) << i;
+		text	   *v;
+
+		if (PG_ARGISNULL(5 + i))
+		{
+			states[i] = STATE_NULL;
+			continue;
+		}
+		memset(isnull, true, sizeof(bool) * natts);
+		isnull[a - 1] = false;
+		values[a - 1] = PG_GETARG_DATUM(5 + i);
+		if ((held_due & bit) && expiry_needs_work(t, bit, held_fully, values, isnull, false))
+			states[i] = STATE_OVERDUE;
+		else if ((due & bit) && expiry_needs_work(t, bit, fully_due, values, isnull, false))
+			states[i] = STATE_HELD;
+		else
+		{
+			v = DatumGetTextPP(values[a - 1]);
+			states[i] = retention_value_form(c->kind, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v)) == RV_CLEAR ?
+				STATE_KEPT : STATE_ANONYMIZED;
+		}
+	}
+	states[t->ncolumns] = '\0';
+	PG_RETURN_TEXT_P(cstring_to_text(states));
+}
