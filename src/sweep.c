@@ -829,14 +829,15 @@ sweep_table(SweepRun *run, Oid relid)
 								counts.skipped,
 								secs < 1 ? "less than a second" :
 								psprintf("%ld.%01d s", secs, usecs / 100000))));
-			run_sql("SELECT retention._audit('sweep', $1::regclass::text, "
+			run_sql("SELECT retention._audit('sweep', $9, "
 					"jsonb_build_object('run', $2, 'cutoff', $3, 'anonymized', $4, 'deleted', $5, "
 					"'held', $6, 'skipped', $7, 'status', $8))",
-					8, (Oid[]) {OIDOID, INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID},
+					9, (Oid[]) {OIDOID, INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID},
 					(Datum[]) {ObjectIdGetDatum(relid), Int64GetDatum(run->run_id),
 						TimestampTzGetDatum(run->cutoff), Int64GetDatum(counts.anonymized),
 						Int64GetDatum(counts.deleted), Int64GetDatum(counts.held),
-					Int64GetDatum(counts.skipped), CStringGetTextDatum(edata ? "failed" : "done")},
+						Int64GetDatum(counts.skipped), CStringGetTextDatum(edata ? "failed" : "done"),
+					CStringGetTextDatum(qualified_name(relid))},
 					SPI_OK_SELECT);
 		}
 		sweep_commit(run);

@@ -4,23 +4,21 @@
 
 CREATE EXTENSION retention CASCADE;
 
--- 1. The policy: each purpose's window, its legal ceiling and basis
+-- 1. The policy: each purpose's window, its legal ceiling and basis.
+--    A window can be shortened, never set past its ceiling.
 SELECT purpose, "window", ceiling, legal_basis FROM retention.policy;
-
--- a window can be shortened, never set past its ceiling
-SELECT retention.set_window('network_security', '2 months');
 \set ON_ERROR_STOP 0
 SELECT retention.set_window('billing', '2 years');
 \set ON_ERROR_STOP 1
 
--- 2. A CDR table whose columns say what they may be kept for
+-- 2. A CDR table whose columns say, in their type, what they may be kept for
 CREATE TABLE cdr (
 	id			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 	caller		retention.msisdn(billing, law_enforcement),
 	callee		retention.msisdn(billing),
 	imei		retention.imei(law_enforcement),
 	cell		retention.cell(law_enforcement, network_security),
-	sip_call_id	retention.ident,
+	promo_cell	retention.cell(marketing),
 	started_at	timestamptz NOT NULL,
 	ended_at	timestamptz,
 	duration_s	integer
@@ -32,21 +30,75 @@ CREATE TABLE cdr (
 INSERT INTO cdr (caller, callee, imei, cell, started_at) VALUES
 	('+33612345678', '+33698765432', '490154203237519', '208-01-1234-5678', now());
 \set ON_ERROR_STOP 1
-INSERT INTO cdr (caller, callee, imei, cell, sip_call_id, started_at, ended_at, duration_s)
-SELECT '+3361' || lpad((i % 97)::text, 7, '0'),
+
+-- a year and a half of history, loaded before the table is protected
+INSERT INTO cdr (caller, callee, imei, cell, promo_cell, started_at, ended_at, duration_s)
+SELECT '+3361' || lpad((i % 7)::text, 7, '0'),
 	   '+3362' || lpad((i % 89)::text, 7, '0'),
 	   '490154203237518',
 	   '208-01-' || (i % 5) || '-' || (1000 + i % 41),
-	   'a84b4c76e66710@pc33.example.net;' || i,
+	   '208-01-' || (i % 5) || '-' || (2000 + i % 13),
 	   ts, ts + (i % 600) * interval '1 second', i % 600
   FROM generate_series(1, 2000) i,
-	   LATERAL (SELECT now() - i * interval '5 hours' AS ts) t;
-SELECT caller, callee, imei, cell, ended_at FROM cdr ORDER BY id LIMIT 3;
+	   LATERAL (SELECT now() - i * interval '6 hours' AS ts) t;
+SELECT caller, callee, imei, cell, promo_cell FROM cdr ORDER BY id LIMIT 3;
 
--- billing queries are plain SQL on the tagged columns
+-- billing queries are plain SQL on the tagged columns, at text speed
 SELECT caller, count(*) AS calls, sum(duration_s) AS seconds
-  FROM cdr WHERE caller LIKE '33610%' GROUP BY caller ORDER BY calls DESC LIMIT 3;
+  FROM cdr GROUP BY caller ORDER BY caller LIMIT 3;
 
--- 3. Every policy change is in the tamper-evident audit log
+-- 3. Protect it: expiry triggers now, sweeps later
+SELECT retention.protect('cdr', ended_at => 'ended_at', subscriber => 'caller');
+SELECT retention.set_method('cdr', 'cell', 'generalize');
+SELECT * FROM retention.tagged_columns('cdr');
+
+-- a CDR that arrives late is never stored in clear: what is due goes at once
+INSERT INTO cdr (caller, callee, imei, cell, promo_cell, started_at, ended_at, duration_s)
+VALUES ('+33611112222', '+33622223333', '490154203237518', '208-01-7-77', '208-01-7-78',
+		now() - interval '5 months', now() - interval '5 months', 42)
+RETURNING caller, callee, imei, cell, promo_cell;
+
+-- 4. A billing dispute and a judicial request hold rows; one subscriber
+--    consents to marketing for six months
+SELECT retention.hold('cdr', subscriber => '+33610000001', from_ts => now() - interval '2 years',
+					  to_ts => now(), reason => 'billing_dispute', reference => 'INV-2026-0042');
+SELECT retention.hold('cdr', subscriber => '+33610000002', from_ts => now() - interval '2 years',
+					  to_ts => now(), reason => 'judicial_request', reference => 'PV 2026/0117',
+					  until => now() + interval '6 months');
+SELECT retention.grant_consent('+33610000003', valid_until => now() + interval '6 months',
+							   contract_end => now() + interval '2 years');
+
+-- 5. The report before the sweep: what is in clear, overdue, held
+SELECT "column", kind, purposes, "window", method, rows_in_clear, overdue_rows, held_rows, note
+  FROM retention.report();
+\set ON_ERROR_STOP 0
+SELECT retention.verify();
+\set ON_ERROR_STOP 1
+
+-- 6. The sweep (the background worker runs it nightly; here by hand)
+CALL retention.sweep(dry_run => true);
+CALL retention.sweep();
+SELECT relid, status, rows_anonymized, rows_deleted, rows_held, rows_skipped, cutoff
+  FROM retention.sweep_log;
+SELECT "column", rows_in_clear, overdue_rows, held_rows FROM retention.report() WHERE kind = 'tagged';
+SELECT retention.verify();
+
+-- what is left: recent rows whole, older ones with only what may be kept
+SELECT caller, callee, imei, cell, promo_cell, date_trunc('day', ended_at)::date AS ended
+  FROM cdr WHERE id IN (10, 500, 1000, 1500) OR caller = '33610000002' AND ended_at < now() - interval '13 months'
+ ORDER BY id LIMIT 6;
+
+-- 7. Purpose-bound access: the billing team sees billing columns, open rows
+CREATE ROLE billing_team;
+SELECT retention.expose('cdr', 'billing', to_role => 'billing_team');
+SET ROLE billing_team;
+SELECT count(*) AS billing_rows, min(ended_at)::date AS oldest FROM cdr_billing;
+\set ON_ERROR_STOP 0
+SELECT imei FROM cdr LIMIT 1;
+\set ON_ERROR_STOP 1
+RESET ROLE;
+
+-- 8. A subject's request, and every action in the tamper-evident audit log
+SELECT * FROM retention.anonymize('cdr', subscriber => '+33610000004');
 SELECT id, actor, action, object, details FROM retention.audit_log ORDER BY id;
 SELECT valid, rows_checked, problem FROM retention.verify_audit_log();
