@@ -21,9 +21,10 @@
  * without SPI and without privilege checks, because it runs on behalf of
  * whichever role fired a trigger; it caches it per backend and drops the
  * cache when the table changes (a statement trigger broadcasts a relcache
- * invalidation, see catalog.c).  The key never leaves this file: it is
- * never an SQL parameter, so it cannot show in logs, errors or
- * pg_stat_statements.
+ * invalidation, see catalog.c), so that a rotation reaches every session
+ * at its next transaction at the latest.  The key never leaves C: it goes
+ * from the table to pgcrypto's C function and is never an SQL parameter,
+ * so it cannot show in logs, errors or pg_stat_statements.
  *
  * Deciding when a value is due, and which method a column has, is not this
  * file's business (trigger.c, sweep.c); managing keys is SQL's
@@ -97,10 +98,15 @@ static PGFunction pgcrypto_hmac = NULL;
 static PGFunction pgcrypto_random_bytes = NULL;
 static text *hmac_algorithm = NULL;
 
-/* per call site of the SQL functions: who was allowed to hash */
+/*
+ * Per call site of the SQL functions: the method, when the argument is a
+ * constant, and whether the current role may hash.
+ */
 typedef struct AnonymizeCallCache
 {
-	Oid			userid;
+	bool		method_known;
+	RetentionMethod method;
+	Oid			userid;			/* whom hash_allowed is about */
 	bool		hash_allowed;
 } AnonymizeCallCache;
 
@@ -167,56 +173,103 @@ method_unsupported_error(RetentionTypeKind kind, RetentionMethod method)
 #define MSISDN_MIN_HIDDEN		6
 #define MSISDN_DEFAULT_PREFIX	2
 
-static const int e164_two_digit_codes[] = {
-	20, 27,
-	30, 31, 32, 33, 34, 36, 39,
-	40, 41, 43, 44, 45, 46, 47, 48, 49,
-	51, 52, 53, 54, 55, 56, 57, 58,
-	60, 61, 62, 63, 64, 65, 66,
-	81, 82, 84, 86,
-	90, 91, 92, 93, 94, 95, 98
-};
-
-/*
- * How many digits of the national number name the operator or the area,
- * where the numbering plan is known; MSISDN_DEFAULT_PREFIX elsewhere.
- */
-typedef struct MsisdnPrefixRule
+/* the number made of digits[0..n), n <= 3 */
+static inline int
+digits_value(const char *digits, int n)
 {
-	const char *country_code;
-	int			prefix_digits;
-} MsisdnPrefixRule;
+	int			v = 0;
+	int			i;
 
-static const MsisdnPrefixRule msisdn_prefix_rules[] = {
-	{"1", 3},					/* NANP: the area code (NPA) */
-	{"7", 3},					/* Russia, Kazakhstan: ABC or DEF code */
-	{"32", 3},					/* Belgium: 4xx mobile ranges, area codes */
-	{"33", 3},					/* France: Z+AB, the ARCEP block (6 12) */
-	{"34", 3},					/* Spain: 6xx/7xx mobile ranges, 9xx areas */
-	{"39", 3},					/* Italy: 3xx mobile operator codes */
-	{"49", 3},					/* Germany: 15x/16x/17x mobile operators */
-	{"262", 3},					/* Réunion, Mayotte: 262, 269, 639, 692, 693 */
-	{"590", 3},					/* Guadeloupe, Saint-Martin, Saint-Barthélemy */
-	{"594", 3},					/* French Guiana: 594, 694 */
-	{"596", 3},					/* Martinique: 596, 696, 697 */
-};
+	for (i = 0; i < n; i++)
+		v = v * 10 + (digits[i] - '0');
+	return v;
+}
 
 /* length of the country code that digits[0..n) starts with */
 static int
 e164_country_code_len(const char *digits, int n)
 {
-	int			two;
-	int			i;
-
 	if (digits[0] == '1' || digits[0] == '7')
 		return 1;
 	if (n < 2)
 		return n;
-	two = (digits[0] - '0') * 10 + (digits[1] - '0');
-	for (i = 0; i < lengthof(e164_two_digit_codes); i++)
-		if (e164_two_digit_codes[i] == two)
+	switch (digits_value(digits, 2))
+	{
+		case 20:
+		case 27:
+		case 30:
+		case 31:
+		case 32:
+		case 33:
+		case 34:
+		case 36:
+		case 39:
+		case 40:
+		case 41:
+		case 43:
+		case 44:
+		case 45:
+		case 46:
+		case 47:
+		case 48:
+		case 49:
+		case 51:
+		case 52:
+		case 53:
+		case 54:
+		case 55:
+		case 56:
+		case 57:
+		case 58:
+		case 60:
+		case 61:
+		case 62:
+		case 63:
+		case 64:
+		case 65:
+		case 66:
+		case 81:
+		case 82:
+		case 84:
+		case 86:
+		case 90:
+		case 91:
+		case 92:
+		case 93:
+		case 94:
+		case 95:
+		case 98:
 			return 2;
-	return Min(n, 3);
+		default:
+			return Min(n, 3);
+	}
+}
+
+/*
+ * How many digits of the national number name the operator or the area,
+ * where the numbering plan of country code cc is known;
+ * MSISDN_DEFAULT_PREFIX elsewhere.
+ */
+static int
+msisdn_prefix_digits(int cc)
+{
+	switch (cc)
+	{
+		case 1:					/* NANP: the area code (NPA) */
+		case 7:					/* Russia, Kazakhstan: ABC or DEF code */
+		case 32:				/* Belgium: 4xx mobile ranges, area codes */
+		case 33:				/* France: Z+AB, the ARCEP block (6 12) */
+		case 34:				/* Spain: 6xx/7xx mobile ranges, 9xx areas */
+		case 39:				/* Italy: 3xx mobile operator codes */
+		case 49:				/* Germany: 15x/16x/17x mobile operators */
+		case 262:				/* Réunion, Mayotte: 262, 269, 639, 692, 693 */
+		case 590:				/* Guadeloupe, Saint-Martin, Saint-Barthélemy */
+		case 594:				/* French Guiana: 594, 694 */
+		case 596:				/* Martinique: 596, 696, 697 */
+			return 3;
+		default:
+			return MSISDN_DEFAULT_PREFIX;
+	}
 }
 
 /*
@@ -228,25 +281,13 @@ msisdn_kept_digits(const char *digits, int n, bool clear)
 {
 	int			cc;
 	int			keep;
-	int			i;
 
 	/* no country code: a national number, or not E.164 at all */
 	if (digits[0] == '0')
 		return 1;
 
 	cc = e164_country_code_len(digits, n);
-	keep = cc + MSISDN_DEFAULT_PREFIX;
-	for (i = 0; i < lengthof(msisdn_prefix_rules); i++)
-	{
-		const MsisdnPrefixRule *rule = &msisdn_prefix_rules[i];
-
-		if (strlen(rule->country_code) == cc &&
-			strncmp(rule->country_code, digits, cc) == 0)
-		{
-			keep = cc + rule->prefix_digits;
-			break;
-		}
-	}
+	keep = cc + msisdn_prefix_digits(digits_value(digits, cc));
 
 	/*
 	 * Hide at least MSISDN_MIN_HIDDEN digits of a clear number, but keep the
@@ -260,39 +301,40 @@ msisdn_kept_digits(const char *digits, int n, bool clear)
 
 /*
  * imsi: MCC (3 digits) + MNC (2 or 3).  The MNC's length is not written in
- * the IMSI (the SIM card knows it); these MCCs use 3-digit MNCs only, as
+ * the IMSI (the SIM card knows it); the MCCs below use 3-digit MNCs only, as
  * recorded by Android's telephony MCC table (its smallest MNC length).
  * Elsewhere 2 digits are kept, which for the few MCCs mixing 2- and 3-digit
  * MNCs (India's 405, Panama's 714, ...) is coarser than the network.
  */
-static const int imsi_three_digit_mnc_mccs[] = {
-	302,						/* Canada */
-	310, 311, 312, 313, 314, 315, 316,	/* United States */
-	334,						/* Mexico */
-	338,						/* Jamaica */
-	342,						/* Barbados */
-	344,						/* Antigua and Barbuda */
-	346,						/* Cayman Islands */
-	348,						/* British Virgin Islands */
-	365,						/* Anguilla */
-	708,						/* Honduras */
-	722,						/* Argentina */
-	732							/* Colombia */
-};
-
 static int
 imsi_kept_digits(const char *digits, int n)
 {
-	int			mcc;
-	int			i;
-
 	if (n < 3)
 		return n;
-	mcc = (digits[0] - '0') * 100 + (digits[1] - '0') * 10 + (digits[2] - '0');
-	for (i = 0; i < lengthof(imsi_three_digit_mnc_mccs); i++)
-		if (imsi_three_digit_mnc_mccs[i] == mcc)
+	switch (digits_value(digits, 3))
+	{
+		case 302:				/* Canada */
+		case 310:				/* United States: 310 to 316 */
+		case 311:
+		case 312:
+		case 313:
+		case 314:
+		case 315:
+		case 316:
+		case 334:				/* Mexico */
+		case 338:				/* Jamaica */
+		case 342:				/* Barbados */
+		case 344:				/* Antigua and Barbuda */
+		case 346:				/* Cayman Islands */
+		case 348:				/* British Virgin Islands */
+		case 365:				/* Anguilla */
+		case 708:				/* Honduras */
+		case 722:				/* Argentina */
+		case 732:				/* Colombia */
 			return Min(n, 6);
-	return Min(n, 5);
+		default:
+			return Min(n, 5);
+	}
 }
 
 /* imei and imeisv: the type allocation code, 8 digits (device model) */
@@ -629,13 +671,31 @@ retention_anonymize_value(RetentionTypeKind kind, text *value,
  * ---------------------------------------------------------------------
  */
 
-/* the method argument, checked: never NULL, always known */
+/* the call site's cache, or NULL when called without flinfo */
+static AnonymizeCallCache *
+call_cache(FunctionCallInfo fcinfo)
+{
+	if (fcinfo->flinfo == NULL)
+		return NULL;
+	if (fcinfo->flinfo->fn_extra == NULL)
+		fcinfo->flinfo->fn_extra =
+			MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+								   sizeof(AnonymizeCallCache));
+	return (AnonymizeCallCache *) fcinfo->flinfo->fn_extra;
+}
+
+/*
+ * The method argument, checked: never NULL, always known.  Parsed once per
+ * call site when it is a constant, as it nearly always is.
+ */
 static RetentionMethod
-method_argument(FunctionCallInfo fcinfo)
+method_argument(FunctionCallInfo fcinfo, AnonymizeCallCache *cache)
 {
 	char	   *name;
 	int			method;
 
+	if (cache != NULL && cache->method_known)
+		return cache->method;
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -646,6 +706,11 @@ method_argument(FunctionCallInfo fcinfo)
 	if (method < 0)
 		method_unknown_error(name);
 	pfree(name);
+	if (cache != NULL && get_fn_expr_arg_stable(fcinfo->flinfo, 1))
+	{
+		cache->method = (RetentionMethod) method;
+		cache->method_known = true;
+	}
 	return (RetentionMethod) method;
 }
 
@@ -657,17 +722,13 @@ method_argument(FunctionCallInfo fcinfo)
  * site and role.
  */
 static void
-check_hash_allowed(FunctionCallInfo fcinfo)
+check_hash_allowed(AnonymizeCallCache *cache)
 {
-	AnonymizeCallCache *cache = (AnonymizeCallCache *) fcinfo->flinfo->fn_extra;
+	AnonymizeCallCache local = {0};
 	Oid			userid = GetUserId();
 
 	if (cache == NULL)
-	{
-		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
-									   sizeof(AnonymizeCallCache));
-		fcinfo->flinfo->fn_extra = cache;
-	}
+		cache = &local;
 	if (cache->userid != userid)
 	{
 		Oid			adminid = get_role_oid(RETENTION_ADMIN_ROLE, true);
@@ -687,13 +748,14 @@ check_hash_allowed(FunctionCallInfo fcinfo)
 static Datum
 anonymize_sql(FunctionCallInfo fcinfo, RetentionTypeKind kind)
 {
-	RetentionMethod method = method_argument(fcinfo);
+	AnonymizeCallCache *cache = call_cache(fcinfo);
+	RetentionMethod method = method_argument(fcinfo, cache);
 	text	   *result;
 
 	if (!retention_method_supported(kind, method))
 		method_unsupported_error(kind, method);
 	if (method == RM_HASH)
-		check_hash_allowed(fcinfo);
+		check_hash_allowed(cache);
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 
@@ -737,7 +799,7 @@ retention_anonymize_ident(PG_FUNCTION_ARGS)
 Datum
 retention_anonymize_timestamptz(PG_FUNCTION_ARGS)
 {
-	RetentionMethod method = method_argument(fcinfo);
+	RetentionMethod method = method_argument(fcinfo, call_cache(fcinfo));
 
 	if (method == RM_HASH)
 		ereport(ERROR,
