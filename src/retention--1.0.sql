@@ -376,7 +376,251 @@ COMMENT ON TYPE retention.ident IS 'Any other identifier (SIP URI, IP address, a
 
 --------------------------------------------------------------------------
 -- Anonymization and keys (SPEC 3.7)
+--
+-- retention.anonymize(value, method) for each tagged type and for
+-- timestamptz: erase, generalize or hash (anonymize.c).  Method hash is a
+-- keyed HMAC-SHA-256 through pgcrypto under the current key of
+-- retention.key, a table that only superusers can read: the C code reads
+-- it directly, whatever the caller's privileges, and caches it per backend
+-- until the table changes.  Keys are never dumped by pg_dump: export_keys()
+-- and import_key() carry them over, on purpose and audited.
 --------------------------------------------------------------------------
+
+-- pseudonymization keys; the current one is the one not retired
+CREATE TABLE retention.key (
+	id			integer PRIMARY KEY CHECK (id BETWEEN 1 AND 999999999),
+	key			bytea NOT NULL CHECK (octet_length(key) = 32),
+	created_at	timestamptz NOT NULL DEFAULT now(),
+	retired_at	timestamptz
+);
+CREATE UNIQUE INDEX key_one_current ON retention.key ((true)) WHERE retired_at IS NULL;
+COMMENT ON TABLE retention.key IS
+	'Keys of method hash (HMAC-SHA-256); readable by superusers only, never dumped';
+REVOKE ALL ON TABLE retention.key FROM PUBLIC;
+-- every backend drops its cached key when the table changes
+CREATE TRIGGER key_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON retention.key
+	FOR EACH STATEMENT EXECUTE FUNCTION retention._catalog_changed();
+
+-- what an administrator may know of the keys: everything but the bytes
+CREATE VIEW retention.key_info AS
+	SELECT id, created_at, retired_at, retired_at IS NULL AS is_current
+	  FROM retention.key
+	 ORDER BY created_at, id;
+COMMENT ON VIEW retention.key_info IS
+	'Pseudonymization keys: id, creation, retirement; never the key itself';
+REVOKE ALL ON retention.key_info FROM PUBLIC;
+GRANT SELECT ON retention.key_info TO retention_admin;
+
+-- pgcrypto's gen_random_bytes, called in C wherever pgcrypto is installed
+CREATE FUNCTION retention._random_bytes(integer)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'retention_random_bytes'
+LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+REVOKE ALL ON FUNCTION retention._random_bytes(integer) FROM PUBLIC;
+
+-- add a new current key (the caller retires the previous one); its id is
+-- random, 9 digits, so that the keys of two databases do not share ids
+CREATE FUNCTION retention._add_key()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	b		bytea;
+	new_id	integer;
+BEGIN
+	LOOP
+		b := retention._random_bytes(4);
+		new_id := 100000000 + ((get_byte(b, 0)::bigint * 16777216 + get_byte(b, 1) * 65536 +
+								get_byte(b, 2) * 256 + get_byte(b, 3)) % 900000000)::integer;
+		EXIT WHEN NOT EXISTS (SELECT 1 FROM retention.key k WHERE k.id = new_id);
+	END LOOP;
+	INSERT INTO retention.key (id, key) VALUES (new_id, retention._random_bytes(32));
+	RETURN new_id;
+END
+$$;
+REVOKE ALL ON FUNCTION retention._add_key() FROM PUBLIC;
+
+-- the first key; not audited, since the audit log of a restored database
+-- comes from its dump
+SELECT retention._add_key();
+
+CREATE FUNCTION retention.rotate_key()
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	old_id	integer;
+	new_id	integer;
+BEGIN
+	LOCK TABLE retention.key IN SHARE ROW EXCLUSIVE MODE;
+	UPDATE retention.key k SET retired_at = now() WHERE k.retired_at IS NULL
+		RETURNING k.id INTO old_id;
+	new_id := retention._add_key();
+	PERFORM retention._audit('rotate_key', new_id::text,
+							 jsonb_build_object('retired', old_id));
+	RETURN new_id;
+END
+$$;
+COMMENT ON FUNCTION retention.rotate_key() IS
+	'Make a new current pseudonymization key and retire the previous one (audited)';
+REVOKE ALL ON FUNCTION retention.rotate_key() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.rotate_key() TO retention_admin;
+
+CREATE FUNCTION retention.destroy_keys(older_than interval)
+RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+SET intervalstyle = postgres
+AS $$
+DECLARE
+	ids		integer[];
+BEGIN
+	IF older_than IS NULL THEN
+		RAISE EXCEPTION 'key age must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF older_than < interval '0' THEN
+		RAISE EXCEPTION 'key age must not be negative'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('The age given was %s.', older_than);
+	END IF;
+	LOCK TABLE retention.key IN SHARE ROW EXCLUSIVE MODE;
+	WITH gone AS (
+		DELETE FROM retention.key k
+		 WHERE k.retired_at IS NOT NULL AND k.retired_at <= now() - older_than
+		RETURNING k.id
+	)
+	SELECT array_agg(g.id ORDER BY g.id) INTO ids FROM gone g;
+	PERFORM retention._audit('destroy_keys', NULL,
+							 jsonb_build_object('older_than', older_than::text,
+												'destroyed', coalesce(to_jsonb(ids), '[]'::jsonb)));
+	RETURN coalesce(cardinality(ids), 0);
+END
+$$;
+COMMENT ON FUNCTION retention.destroy_keys(interval) IS
+	'Destroy the keys retired at least older_than ago, never the current one (audited)';
+REVOKE ALL ON FUNCTION retention.destroy_keys(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.destroy_keys(interval) TO retention_admin;
+
+-- carry keys over a dump and restore: see README, "Keys and pg_dump"
+CREATE FUNCTION retention.export_keys()
+RETURNS TABLE (id integer, key bytea, created_at timestamptz, retired_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+BEGIN
+	PERFORM retention._audit('export_keys', NULL,
+							 jsonb_build_object('keys', (SELECT coalesce(jsonb_agg(k.id ORDER BY k.id), '[]'::jsonb)
+														   FROM retention.key k)));
+	RETURN QUERY
+		SELECT k.id, k.key, k.created_at, k.retired_at FROM retention.key k ORDER BY k.created_at, k.id;
+END
+$$;
+COMMENT ON FUNCTION retention.export_keys() IS
+	'Every pseudonymization key, bytes included, for import_key() after a restore (audited)';
+REVOKE ALL ON FUNCTION retention.export_keys() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.export_keys() TO retention_admin;
+
+-- Add one exported key; true if added, false if already there.  Every
+-- check comes before the INSERT, whose constraint errors would quote the
+-- row, key included.
+CREATE FUNCTION retention.import_key(id integer, key bytea, created_at timestamptz,
+									 retired_at timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	same	boolean;
+BEGIN
+	IF import_key.id IS NULL OR import_key.key IS NULL OR import_key.created_at IS NULL THEN
+		RAISE EXCEPTION 'key id, key and creation time must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF import_key.id NOT BETWEEN 1 AND 999999999 THEN
+		RAISE EXCEPTION 'key id % is out of range', import_key.id
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Import the rows of retention.export_keys() as they are.';
+	END IF;
+	IF octet_length(import_key.key) <> 32 THEN
+		RAISE EXCEPTION 'key % is % bytes long, not 32', import_key.id, octet_length(import_key.key)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Import the rows of retention.export_keys() as they are.';
+	END IF;
+
+	LOCK TABLE retention.key IN SHARE ROW EXCLUSIVE MODE;
+	SELECT k.key = import_key.key INTO same FROM retention.key k WHERE k.id = import_key.id;
+	IF same THEN
+		RETURN false;
+	ELSIF NOT same THEN
+		RAISE EXCEPTION 'key % already exists with other contents', import_key.id
+			USING ERRCODE = 'unique_violation',
+				  DETAIL = 'Two different keys cannot share an id: their pseudonyms would be confused.';
+	END IF;
+
+	-- the exported current key becomes this database's current key
+	IF import_key.retired_at IS NULL THEN
+		UPDATE retention.key k SET retired_at = now() WHERE k.retired_at IS NULL;
+	END IF;
+	INSERT INTO retention.key (id, key, created_at, retired_at)
+		VALUES (import_key.id, import_key.key, import_key.created_at, import_key.retired_at);
+	PERFORM retention._audit('import_key', import_key.id::text,
+							 jsonb_build_object('created_at', import_key.created_at,
+												'retired_at', import_key.retired_at,
+												'current', import_key.retired_at IS NULL));
+	RETURN true;
+END
+$$;
+COMMENT ON FUNCTION retention.import_key(integer, bytea, timestamptz, timestamptz) IS
+	'Add a key exported by retention.export_keys() from another database (audited)';
+REVOKE ALL ON FUNCTION retention.import_key(integer, bytea, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.import_key(integer, bytea, timestamptz, timestamptz) TO retention_admin;
+
+-- Value level.  Not STRICT: a bad or NULL method is an error even on a NULL
+-- value.  erase and generalize are for everyone; hash is refused (42501) to
+-- roles that are neither superusers nor retention_admin members, since it
+-- would compute any subscriber's pseudonym.
+CREATE FUNCTION retention.anonymize(value retention.msisdn, method text)
+RETURNS retention.msisdn
+AS 'MODULE_PATHNAME', 'retention_anonymize_msisdn'
+LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION retention.anonymize(value retention.imsi, method text)
+RETURNS retention.imsi
+AS 'MODULE_PATHNAME', 'retention_anonymize_imsi'
+LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION retention.anonymize(value retention.imei, method text)
+RETURNS retention.imei
+AS 'MODULE_PATHNAME', 'retention_anonymize_imei'
+LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION retention.anonymize(value retention.cell, method text)
+RETURNS retention.cell
+AS 'MODULE_PATHNAME', 'retention_anonymize_cell'
+LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION retention.anonymize(value retention.ident, method text)
+RETURNS retention.ident
+AS 'MODULE_PATHNAME', 'retention_anonymize_ident'
+LANGUAGE C STABLE PARALLEL SAFE;
+-- generalize truncates to the hour on the UTC epoch, whatever TimeZone says
+CREATE FUNCTION retention.anonymize(value timestamptz, method text)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'retention_anonymize_timestamptz'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION retention.anonymize(retention.msisdn, text) IS
+	'erase, generalize (country code and operator prefix) or hash (keyed pseudonym) an MSISDN';
+COMMENT ON FUNCTION retention.anonymize(retention.imsi, text) IS
+	'erase, generalize (MCC+MNC) or hash (keyed pseudonym) an IMSI';
+COMMENT ON FUNCTION retention.anonymize(retention.imei, text) IS
+	'erase, generalize (TAC) or hash (keyed pseudonym) an IMEI';
+COMMENT ON FUNCTION retention.anonymize(retention.cell, text) IS
+	'erase, generalize (MCC-MNC-AREA) or hash (keyed pseudonym) a cell identity';
+COMMENT ON FUNCTION retention.anonymize(retention.ident, text) IS
+	'erase or hash (keyed pseudonym) an identifier';
+COMMENT ON FUNCTION retention.anonymize(timestamptz, text) IS
+	'erase, or generalize (truncate to the hour, UTC) a timestamp';
 
 --------------------------------------------------------------------------
 -- Protected tables, deadlines and expiry triggers (SPEC 2, 3.3)
