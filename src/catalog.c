@@ -24,6 +24,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
@@ -185,4 +186,29 @@ retention_outer_role(PG_FUNCTION_ARGS)
 
 	namestrcpy(result, GetUserNameFromId(GetOuterUserId(), false));
 	PG_RETURN_NAME(result);
+}
+
+/*
+ * retention_pin_search_path: retention's own SPI queries run with
+ * search_path = pg_catalog, pg_temp, whatever the session set, so that no
+ * function or operator planted in a schema of the caller's path is picked
+ * up (they often run as the extension's owner).  Returns the GUC nest
+ * level to give back to retention_unpin_search_path(); an error unwinds it
+ * with the (sub)transaction.
+ */
+int
+retention_pin_search_path(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+void
+retention_unpin_search_path(int nestlevel)
+{
+	AtEOXact_GUC(true, nestlevel);
 }

@@ -163,6 +163,7 @@ retention_extension_owner(void)
 	{
 		bool		isnull;
 		int			ret;
+		int			nestlevel = retention_pin_search_path();
 
 		SPI_connect();
 		ret = SPI_execute("SELECT extowner FROM pg_catalog.pg_extension WHERE extname = 'retention'",
@@ -174,6 +175,7 @@ retention_extension_owner(void)
 		extension_owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
 														 SPI_tuptable->tupdesc, 1, &isnull));
 		SPI_finish();
+		retention_unpin_search_path(nestlevel);
 		owner_valid = true;
 	}
 	return extension_owner;
@@ -184,6 +186,7 @@ load_policy(void)
 {
 	int			ret;
 	uint64		i;
+	int			nestlevel = retention_pin_search_path();
 
 	SPI_connect();
 	ret = SPI_execute("SELECT purpose, least(\"window\", ceiling) FROM retention.policy",
@@ -205,6 +208,7 @@ load_policy(void)
 		policy_has_window[p] = true;
 	}
 	SPI_finish();
+	retention_unpin_search_path(nestlevel);
 	remember_catalog_rels();
 	policy_valid = true;
 	cutoffs_valid = false;
@@ -318,6 +322,7 @@ load_protection(RetentionTable *t, Relation rel, MemoryContext cxt)
 	Oid			argtypes[1] = {OIDARRAYOID};
 	Datum		args[1];
 	TupleDesc	desc = RelationGetDescr(rel);
+	int			nestlevel;
 
 	if (rel->rd_rel->relispartition)
 		ancestors = get_partition_ancestors(t->relid);
@@ -327,6 +332,7 @@ load_protection(RetentionTable *t, Relation rel, MemoryContext cxt)
 		oids[n++] = ObjectIdGetDatum(lfirst_oid(lc));
 	args[0] = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
 
+	nestlevel = retention_pin_search_path();
 	SPI_connect();
 	ret = SPI_execute_with_args("SELECT relid::oid, ended_at, subscriber, on_expiry, billing_anchor "
 								"FROM retention.protected_table WHERE relid::oid = ANY ($1)",
@@ -381,6 +387,7 @@ load_protection(RetentionTable *t, Relation rel, MemoryContext cxt)
 		}
 	}
 	SPI_finish();
+	retention_unpin_search_path(nestlevel);
 	if (!policy_valid)
 		load_policy();
 }
@@ -630,6 +637,7 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
 	Datum		subscriber;
 	int			ret;
 	bool		n;
+	int			nestlevel;
 
 	if (t->subscriber == InvalidAttrNumber || isnull[t->subscriber - 1])
 		return;
@@ -639,6 +647,7 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
 	SetUserIdAndSecContext(retention_extension_owner(),
 						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_NOFORCE_RLS);
+	nestlevel = retention_pin_search_path();
 	SPI_connect();
 
 	if (hold_plan == NULL)
@@ -690,6 +699,7 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
 	}
 
 	SPI_finish();
+	retention_unpin_search_path(nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 

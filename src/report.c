@@ -54,6 +54,7 @@ table_has_holds(Oid root)
 {
 	bool		isnull;
 	bool		result;
+	int			nestlevel = retention_pin_search_path();
 
 	SPI_connect();
 	SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = $1 "
@@ -61,6 +62,7 @@ table_has_holds(Oid root)
 						  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(root)}, NULL, true, 1);
 	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
+	retention_unpin_search_path(nestlevel);
 	return result;
 }
 

@@ -634,7 +634,8 @@ CREATE TABLE retention.protected_table (
 	on_expiry		text NOT NULL CHECK (on_expiry IN ('delete', 'anonymize')),
 	billing_anchor	name,
 	protected_at	timestamptz NOT NULL DEFAULT now(),
-	protected_by	name NOT NULL DEFAULT session_user
+	protected_by	name NOT NULL DEFAULT session_user,
+	columns			jsonb NOT NULL DEFAULT '{}'		-- tagged column -> purposes, as agreed
 );
 SELECT pg_catalog.pg_extension_config_dump('retention.protected_table', '');
 CREATE TRIGGER protected_table_changed
@@ -761,6 +762,16 @@ BEGIN
 END
 $$;
 
+-- the tagged columns of tbl and their purposes, as jsonb
+CREATE FUNCTION retention._tags(tbl regclass)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention
+AS $$
+	SELECT coalesce(jsonb_object_agg(t.attname, t.purposes), '{}')
+	  FROM retention.tagged_columns(tbl) t
+$$;
+
 CREATE FUNCTION retention.protect(tbl regclass, ended_at name,
 								  subscriber name DEFAULT NULL,
 								  on_expiry text DEFAULT 'delete',
@@ -844,14 +855,14 @@ BEGIN
 				  HINT = format('Drop the constraint: ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL.', tbl, c.attname);
 	END LOOP;
 
-	INSERT INTO retention.protected_table (relid, ended_at, subscriber, on_expiry, billing_anchor)
-		VALUES (tbl, protect.ended_at, protect.subscriber, protect.on_expiry, protect.billing_anchor);
+	INSERT INTO retention.protected_table (relid, ended_at, subscriber, on_expiry, billing_anchor, columns)
+		VALUES (tbl, protect.ended_at, protect.subscriber, protect.on_expiry, protect.billing_anchor,
+				retention._tags(tbl));
 	PERFORM retention._create_triggers(tbl);
 	PERFORM retention._audit('protect', tbl::text,
 							 jsonb_build_object('ended_at', ended_at, 'subscriber', subscriber,
 												'on_expiry', on_expiry, 'billing_anchor', billing_anchor,
-												'columns', (SELECT jsonb_object_agg(t.attname, t.purposes)
-															  FROM retention.tagged_columns(tbl) t)));
+												'columns', retention._tags(tbl)));
 END
 $$;
 COMMENT ON FUNCTION retention.protect(regclass, name, name, text, name) IS
@@ -1333,6 +1344,9 @@ BEGIN
 	EXECUTE format('CREATE VIEW %I.%I WITH (security_barrier) AS %s', nsp, view_name,
 				   retention._exposure_sql(tbl, purpose));
 	EXECUTE format('ALTER VIEW %I.%I OWNER TO %I', nsp, view_name, owner);
+	IF NOT has_schema_privilege(role, nsp, 'USAGE') THEN
+		EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', nsp, role);
+	END IF;
 	EXECUTE format('GRANT SELECT ON %I.%I TO %I', nsp, view_name, role);
 END
 $$;
@@ -1367,6 +1381,9 @@ BEGIN
 	  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
 	IF EXISTS (SELECT 1 FROM retention.exposure e WHERE e.relid = tbl AND e.purpose = expose.purpose) THEN
 		-- the view exists for another role: grant it too
+		IF NOT has_schema_privilege(to_role, nsp, 'USAGE') THEN
+			EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', nsp, to_role);
+		END IF;
 		EXECUTE format('GRANT SELECT ON %I.%I TO %I', nsp, view_name, to_role);
 	ELSE
 		IF to_regclass(format('%I.%I', nsp, view_name)) IS NOT NULL THEN
@@ -1466,6 +1483,135 @@ CREATE EVENT TRIGGER retention_exposures_before_alter ON ddl_command_start
 CREATE EVENT TRIGGER retention_exposures_after_alter ON ddl_command_end
 	WHEN TAG IN ('ALTER TABLE')
 	EXECUTE FUNCTION retention._exposures_create();
+
+--------------------------------------------------------------------------
+-- Guarding protected tables against DDL that would weaken retention
+--------------------------------------------------------------------------
+
+-- may the role in effect change how retention applies?
+CREATE FUNCTION retention._is_admin()
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention
+AS $$
+	SELECT r.rolsuper OR pg_has_role(r.oid, 'retention_admin', 'MEMBER')
+	  FROM pg_roles r WHERE r.rolname = retention._outer_role()
+$$;
+
+-- after ALTER TABLE on a protected table (or a partition of one): the
+-- columns protect() was given still exist with their types, the expiry
+-- triggers are still enabled, and what each column is kept for changed
+-- only by a retention_admin (and then it is audited)
+CREATE FUNCTION retention._guard_alter()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	cmd		record;
+	p		retention.protected_table;
+	tags	jsonb;
+	k		text;
+	a		pg_attribute;
+BEGIN
+	FOR cmd IN SELECT DISTINCT c.objid FROM pg_event_trigger_ddl_commands() c
+				WHERE c.classid = 'pg_class'::regclass AND c.objid IS NOT NULL LOOP
+		SELECT * INTO p FROM retention.protected_table pt
+		 WHERE pt.relid = retention._is_protected(cmd.objid::regclass);
+		CONTINUE WHEN NOT FOUND;
+		-- the anchors of the rules
+		FOR k IN SELECT unnest(ARRAY[p.ended_at, p.subscriber, p.billing_anchor]) LOOP
+			CONTINUE WHEN k IS NULL;
+			SELECT * INTO a FROM pg_attribute
+			 WHERE attrelid = cmd.objid AND attname = k AND attnum > 0 AND NOT attisdropped;
+			IF NOT FOUND OR (k IN (p.ended_at, p.billing_anchor)
+							 AND a.atttypid NOT IN ('timestamptz'::regtype, 'timestamp'::regtype)) THEN
+				RAISE EXCEPTION 'column "%" of % is used by retention', k, p.relid
+					USING ERRCODE = 'dependent_objects_still_exist',
+						  DETAIL = 'protect() was given it; retention cannot apply without it.',
+						  HINT = 'Unprotect the table first (retention.unprotect), then protect it again.';
+			END IF;
+		END LOOP;
+		-- the triggers: disabling them is unprotecting, retention_admin's call
+		IF NOT retention._is_admin() AND EXISTS (
+				SELECT 1 FROM pg_trigger t
+				 WHERE t.tgrelid = cmd.objid AND t.tgname LIKE 'retention\_expire\_%'
+				   AND t.tgenabled NOT IN ('O', 'A')) THEN
+			RAISE EXCEPTION 'only retention_admin can disable retention''s triggers'
+				USING ERRCODE = 'insufficient_privilege',
+					  HINT = 'Use retention.unprotect() to take a table out of retention.';
+		END IF;
+		-- purposes: narrowing is fine for nobody but retention_admin, since
+		-- any change of what a column is kept for is a change of policy
+		IF cmd.objid = p.relid::oid THEN
+			tags := retention._tags(p.relid);
+			IF tags <> p.columns THEN
+				FOR k IN SELECT jsonb_object_keys(p.columns) LOOP
+					IF tags -> k IS DISTINCT FROM p.columns -> k
+					   AND EXISTS (SELECT 1 FROM pg_attribute
+									WHERE attrelid = p.relid AND attname = k AND NOT attisdropped)
+					   AND NOT retention._is_admin() THEN
+						RAISE EXCEPTION 'only retention_admin can change what column "%" of % is kept for', k, p.relid
+							USING ERRCODE = 'insufficient_privilege',
+								  DETAIL = format('It is kept for %s; the change makes it %s.',
+												  p.columns -> k, coalesce(tags -> k, '"untagged"')),
+								  HINT = 'Ask a member of retention_admin: the change is a change of policy.';
+					END IF;
+				END LOOP;
+				UPDATE retention.protected_table SET columns = tags WHERE relid = p.relid;
+				PERFORM retention._audit('retag', p.relid::text,
+										 jsonb_build_object('old', p.columns, 'new', tags));
+			END IF;
+		END IF;
+	END LOOP;
+END
+$$;
+
+-- dropped: a protected table leaves the catalog; its triggers and its
+-- anchor columns go only with it, or by unprotect()
+CREATE FUNCTION retention._guard_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention
+AS $$
+DECLARE
+	o		record;
+	p		retention.protected_table;
+	rel		regclass;
+BEGIN
+	FOR o IN SELECT * FROM pg_event_trigger_dropped_objects() LOOP
+		IF o.object_type = 'table' AND o.original THEN
+			DELETE FROM retention.protected_table WHERE relid::oid = o.objid RETURNING * INTO p;
+			IF FOUND THEN
+				PERFORM retention._audit('drop', o.object_identity);
+			END IF;
+		ELSIF o.object_type = 'trigger' AND o.original AND o.address_names[3] LIKE 'retention\_expire\_%' THEN
+			rel := to_regclass(format('%I.%I', o.address_names[1], o.address_names[2]));
+			IF rel IS NOT NULL AND retention._is_protected(rel) IS NOT NULL
+			   AND NOT retention._is_admin() THEN
+				RAISE EXCEPTION 'only retention_admin can drop retention''s triggers'
+					USING ERRCODE = 'insufficient_privilege',
+						  HINT = 'Use retention.unprotect() to take a table out of retention.';
+			END IF;
+		ELSIF o.object_type = 'table column' AND o.original THEN
+			SELECT * INTO p FROM retention.protected_table pt
+			 WHERE pt.relid = retention._is_protected(o.objid::regclass);
+			IF FOUND AND o.address_names[3] IN (p.ended_at, p.subscriber, p.billing_anchor) THEN
+				RAISE EXCEPTION 'column "%" of % is used by retention', o.address_names[3], p.relid
+					USING ERRCODE = 'dependent_objects_still_exist',
+						  DETAIL = 'protect() was given it; retention cannot apply without it.',
+						  HINT = 'Unprotect the table first (retention.unprotect), then protect it again.';
+			END IF;
+		END IF;
+	END LOOP;
+END
+$$;
+
+CREATE EVENT TRIGGER retention_guard_alter ON ddl_command_end
+	WHEN TAG IN ('ALTER TABLE')
+	EXECUTE FUNCTION retention._guard_alter();
+CREATE EVENT TRIGGER retention_guard_drop ON sql_drop
+	EXECUTE FUNCTION retention._guard_drop();
 
 --------------------------------------------------------------------------
 -- Proof for the auditor (SPEC 3.11)

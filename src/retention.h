@@ -141,5 +141,7 @@ extern int	retention_type_kind(Oid typid);
 extern Oid	retention_type_oid(RetentionTypeKind kind);
 extern void retention_invalidate_all(void);
 extern void retention_register_flush(void (*callback) (Oid relid));
+extern int	retention_pin_search_path(void);
+extern void retention_unpin_search_path(int nestlevel);
 
 #endif							/* RETENTION_H */

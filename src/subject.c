@@ -68,6 +68,7 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 	SPITupleTable *rows;
 	TimestampTz save_now = retention_sweep_now;
 	bool		save_quiet = retention_expiry_quiet;
+	int			nestlevel;
 
 	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -81,6 +82,7 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 				 errmsg("table \"%s\" has no subscriber column", get_rel_name(relid)),
 				 errhint("Protect it with retention.protect(..., subscriber => 'column').")));
 
+	nestlevel = retention_pin_search_path();
 	SPI_connect();
 
 	/* the subscriber's rows, locked, wherever they are (partitions too) */
@@ -170,6 +172,7 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 
 	SPI_finish();
+	retention_unpin_search_path(nestlevel);
 
 	result[0] = Int64GetDatum(anonymized);
 	result[1] = Int64GetDatum(deleted);

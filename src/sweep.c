@@ -204,9 +204,13 @@ in_subtransaction(SweepRun *run, SweepStep step, void *arg)
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
+		int			nestlevel;
+
 		SetUserIdAndSecContext(run->owner, save_sec_context |
 							   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
+		nestlevel = retention_pin_search_path();
 		step(arg);
+		retention_unpin_search_path(nestlevel);
 		SetUserIdAndSecContext(save_userid, save_sec_context);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
@@ -236,6 +240,16 @@ rows_per_block(Relation rel)
 	if (rel->rd_rel->relpages > 0 && rel->rd_rel->reltuples > 0)
 		return rel->rd_rel->reltuples / rel->rd_rel->relpages;
 	return 60;
+}
+
+/* run step as the extension's owner; its errors are the run's */
+static void
+run_as_owner(SweepRun *run, SweepStep step, void *arg)
+{
+	ErrorData  *edata = in_subtransaction(run, step, arg);
+
+	if (edata != NULL)
+		ReThrowError(edata);
 }
 
 static char *
@@ -521,18 +535,37 @@ fast_path_step(void *arg)
  * -------------------------------------------------------------------------
  */
 
-static void
-log_progress(SweepRun *run, int64 log_id, const char *phase, SweepCounts *c)
+typedef struct Progress
 {
+	int64		log_id;
+	const char *phase;
+	SweepCounts *counts;
+} Progress;
+
+static void
+progress_step(void *arg)
+{
+	Progress   *pr = (Progress *) arg;
+	SweepCounts *c = pr->counts;
+
 	run_sql("UPDATE retention.sweep_log SET phase = $2, rows_scanned = $3, rows_anonymized = $4, "
 			"rows_deleted = $5, rows_held = $6, rows_skipped = $7, partitions_truncated = $8 "
 			"WHERE id = $1",
 			8, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID},
-			(Datum[]) {Int64GetDatum(log_id), CStringGetTextDatum(phase),
+			(Datum[]) {Int64GetDatum(pr->log_id), CStringGetTextDatum(pr->phase),
 				Int64GetDatum(c->scanned), Int64GetDatum(c->anonymized),
 				Int64GetDatum(c->deleted), Int64GetDatum(c->held),
 			Int64GetDatum(c->skipped), Int32GetDatum(c->truncated)},
 			SPI_OK_UPDATE);
+}
+
+/* what the run has done so far, for retention.sweep_progress */
+static void
+log_progress(SweepRun *run, int64 log_id, const char *phase, SweepCounts *c)
+{
+	Progress	pr = {log_id, phase, c};
+
+	run_as_owner(run, progress_step, &pr);
 }
 
 /* returns NULL, or the error that stopped this leaf */
@@ -748,6 +781,54 @@ table_start_step(void *arg)
 
 }
 
+typedef struct TableFinish
+{
+	SweepRun   *run;
+	Oid			relid;
+	int64		log_id;
+	SweepCounts *counts;
+	ErrorData  *edata;
+} TableFinish;
+
+/* the table's sweep_log row, final, and its audit row */
+static void
+table_finish_step(void *arg)
+{
+	TableFinish *tf = (TableFinish *) arg;
+	SweepCounts *c = tf->counts;
+	const char *status = tf->edata ? "failed" : "done";
+
+	run_sql_nulls("UPDATE retention.sweep_log SET status = $2, phase = NULL, "
+				  "finished_at = clock_timestamp(), rows_anonymized = $3, rows_deleted = $4, "
+				  "rows_held = $5, rows_skipped = $6, partitions_truncated = $7, "
+				  "rows_scanned = greatest(rows_scanned, $8), error = $9 WHERE id = $1",
+				  9, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, INT8OID, TEXTOID},
+				  (Datum[]) {Int64GetDatum(tf->log_id), CStringGetTextDatum(status),
+					  Int64GetDatum(c->anonymized), Int64GetDatum(c->deleted),
+					  Int64GetDatum(c->held), Int64GetDatum(c->skipped),
+					  Int32GetDatum(c->truncated), Int64GetDatum(c->scanned),
+				  tf->edata ? CStringGetTextDatum(tf->edata->message) : (Datum) 0},
+				  tf->edata ? "         " : "        n",
+				  SPI_OK_UPDATE);
+	run_sql("SELECT retention._audit('sweep', $1, "
+			"jsonb_build_object('run', $2, 'cutoff', $3, 'anonymized', $4, 'deleted', $5, "
+			"'held', $6, 'skipped', $7, 'status', $8))",
+			8, (Oid[]) {TEXTOID, INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID},
+			(Datum[]) {CStringGetTextDatum(qualified_name(tf->relid)), Int64GetDatum(tf->run->run_id),
+				TimestampTzGetDatum(tf->run->cutoff), Int64GetDatum(c->anonymized),
+				Int64GetDatum(c->deleted), Int64GetDatum(c->held),
+			Int64GetDatum(c->skipped), CStringGetTextDatum(status)},
+			SPI_OK_SELECT);
+}
+
+static void
+skipped_step(void *arg)
+{
+	TableStart *ts = (TableStart *) arg;
+
+	insert_log(ts->run, ts->relid, "skipped", "another sweep was running on this table", 0);
+}
+
 static void
 sweep_table(SweepRun *run, Oid relid)
 {
@@ -771,7 +852,7 @@ sweep_table(SweepRun *run, Oid relid)
 				(errmsg("skipping table \"%s\": another sweep is running on it", get_rel_name(relid))));
 		if (!run->dry_run)
 		{
-			insert_log(run, relid, "skipped", "another sweep was running on this table", 0);
+			run_as_owner(run, skipped_step, &ts);
 			sweep_commit(run);
 		}
 		return;
@@ -800,18 +881,9 @@ sweep_table(SweepRun *run, Oid relid)
 							get_rel_name(relid), counts.anonymized, counts.deleted, counts.held)));
 		else
 		{
-			run_sql_nulls("UPDATE retention.sweep_log SET status = $2, phase = NULL, finished_at = clock_timestamp(), "
-					"rows_anonymized = $3, rows_deleted = $4, rows_held = $5, rows_skipped = $6, "
-					"partitions_truncated = $7, rows_scanned = greatest(rows_scanned, $8), error = $9 "
-					"WHERE id = $1",
-					9, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, INT8OID, TEXTOID},
-					(Datum[]) {Int64GetDatum(ts.log_id), CStringGetTextDatum(edata ? "failed" : "done"),
-						Int64GetDatum(counts.anonymized), Int64GetDatum(counts.deleted),
-						Int64GetDatum(counts.held), Int64GetDatum(counts.skipped),
-						Int32GetDatum(counts.truncated), Int64GetDatum(counts.scanned),
-					edata ? CStringGetTextDatum(edata->message) : (Datum) 0},
-					edata ? "         " : "        n",
-					SPI_OK_UPDATE);
+			TableFinish tf = {run, relid, ts.log_id, &counts, edata};
+
+			run_as_owner(run, table_finish_step, &tf);
 			if (edata)
 			{
 				/* the error of the one table, reported; the others still run */
@@ -829,16 +901,6 @@ sweep_table(SweepRun *run, Oid relid)
 								counts.skipped,
 								secs < 1 ? "less than a second" :
 								psprintf("%ld.%01d s", secs, usecs / 100000))));
-			run_sql("SELECT retention._audit('sweep', $9, "
-					"jsonb_build_object('run', $2, 'cutoff', $3, 'anonymized', $4, 'deleted', $5, "
-					"'held', $6, 'skipped', $7, 'status', $8))",
-					9, (Oid[]) {OIDOID, INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID, TEXTOID},
-					(Datum[]) {ObjectIdGetDatum(relid), Int64GetDatum(run->run_id),
-						TimestampTzGetDatum(run->cutoff), Int64GetDatum(counts.anonymized),
-						Int64GetDatum(counts.deleted), Int64GetDatum(counts.held),
-						Int64GetDatum(counts.skipped), CStringGetTextDatum(edata ? "failed" : "done"),
-					CStringGetTextDatum(qualified_name(relid))},
-					SPI_OK_SELECT);
 		}
 		sweep_commit(run);
 	}
@@ -855,6 +917,46 @@ sweep_table(SweepRun *run, Oid relid)
  * -------------------------------------------------------------------------
  */
 
+typedef struct RunStart
+{
+	SweepRun   *run;
+	Oid			relid;			/* the table asked for, or InvalidOid for all */
+	List	   *tables;
+} RunStart;
+
+/* the run's id, who runs it, the tables to sweep; prune the old log */
+static void
+run_start_step(void *arg)
+{
+	RunStart   *rs = (RunStart *) arg;
+	SweepRun   *run = rs->run;
+	bool		isnull;
+	uint64		i;
+
+	run_sql("SELECT pg_catalog.nextval('retention.sweep_run_seq'), "
+			"session_user || coalesce(' (' || nullif(pg_catalog.current_setting('application_name'), '') || ')', '')",
+			0, NULL, NULL, SPI_OK_SELECT);
+	run->run_id = DatumGetInt64(first_value(&isnull));
+	run->run_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+	run_sql("SELECT relid::oid FROM retention.protected_table "
+			"WHERE $1 = 0 OR relid::oid = $1 ORDER BY relid::oid",
+			1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(rs->relid)}, SPI_OK_SELECT);
+	if (OidIsValid(rs->relid) && SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("table \"%s\" is not protected", get_rel_name(rs->relid)),
+				 errhint("Protect it first with retention.protect().")));
+	for (i = 0; i < SPI_processed; i++)
+		rs->tables = lappend_oid(rs->tables,
+								 DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+																SPI_tuptable->tupdesc, 1, &isnull)));
+
+	if (!run->dry_run)
+		run_sql(psprintf("DELETE FROM retention.sweep_log WHERE started_at < now() - interval '%d months'",
+						 retention_log_keep), 0, NULL, NULL, SPI_OK_DELETE);
+}
+
 /*
  * CALL retention.sweep(tbl regclass DEFAULT NULL, batch_size int DEFAULT NULL,
  *						dry_run bool DEFAULT false)
@@ -863,10 +965,9 @@ Datum
 retention_sweep(PG_FUNCTION_ARGS)
 {
 	SweepRun	run;
+	RunStart	start;
 	List	   *volatile tables = NIL;
 	ListCell   *lc;
-	bool		isnull;
-	uint64		i;
 	TimestampTz save_now = retention_sweep_now;
 	bool		save_quiet = retention_expiry_quiet;
 
@@ -889,42 +990,11 @@ retention_sweep(PG_FUNCTION_ARGS)
 				 errdetail("CALL retention.sweep() inside a transaction block or a function cannot commit batch by batch.")));
 
 	SPI_connect_ext(run.nonatomic ? SPI_OPT_NONATOMIC : 0);
-	run_sql("SELECT nextval('retention.sweep_run_seq'), "
-			"session_user || coalesce(' (' || nullif(current_setting('application_name'), '') || ')', '')",
-			0, NULL, NULL, SPI_OK_SELECT);
-	run.run_id = DatumGetInt64(first_value(&isnull));
-	run.run_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-
-	if (!PG_ARGISNULL(0))
-	{
-		Oid			relid = PG_GETARG_OID(0);
-
-		run_sql("SELECT 1 FROM retention.protected_table WHERE relid = $1", 1,
-				(Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)}, SPI_OK_SELECT);
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("table \"%s\" is not protected", get_rel_name(relid)),
-					 errhint("Protect it first with retention.protect().")));
-		tables = list_make1_oid(relid);
-	}
-	else
-	{
-		run_sql("SELECT relid::oid FROM retention.protected_table ORDER BY relid::oid", 0, NULL, NULL,
-				SPI_OK_SELECT);
-		for (i = 0; i < SPI_processed; i++)
-			tables = lappend_oid(tables, DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																		SPI_tuptable->tupdesc, 1, &isnull)));
-	}
-	/* the list must outlive the commits */
-	tables = list_copy(tables);
-
-	if (!run.dry_run)
-	{
-		run_sql(psprintf("DELETE FROM retention.sweep_log WHERE started_at < now() - interval '%d months'",
-						 retention_log_keep), 0, NULL, NULL, SPI_OK_DELETE);
-		sweep_commit(&run);
-	}
+	start.run = &run;
+	start.relid = PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0);
+	run_as_owner(&run, run_start_step, &start);
+	tables = start.tables;
+	sweep_commit(&run);
 
 	retention_sweep_now = run.cutoff;
 	retention_expiry_quiet = true;

@@ -277,16 +277,19 @@ fixup_row(RetentionTable *t, Relation rel, ItemPointer tid, bool delete)
 	{
 		Datum		arg = PointerGetDatum(tid);
 		int			ret;
+		int			nestlevel;
 
 		SetUserIdAndSecContext(t->owner, save_sec_context |
 							   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
 		retention_expiry_quiet = true;
 		retention_fixup_relid = RelationGetRelid(rel);
+		nestlevel = retention_pin_search_path();
 		SPI_connect();
 		ret = SPI_execute_plan(retention_fixup_plan(t, rel, delete), &arg, NULL, false, 1);
 		if (ret != (delete ? SPI_OK_DELETE : SPI_OK_UPDATE))
 			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 		SPI_finish();
+		retention_unpin_search_path(nestlevel);
 		retention_expiry_quiet = save_quiet;
 		retention_fixup_relid = save_fixup;
 		SetUserIdAndSecContext(save_userid, save_sec_context);
