@@ -990,6 +990,7 @@ retention_sweep(PG_FUNCTION_ARGS)
 				 errdetail("CALL retention.sweep() inside a transaction block or a function cannot commit batch by batch.")));
 
 	SPI_connect_ext(run.nonatomic ? SPI_OPT_NONATOMIC : 0);
+	memset(&start, 0, sizeof(start));
 	start.run = &run;
 	start.relid = PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0);
 	run_as_owner(&run, run_start_step, &start);
