@@ -45,6 +45,9 @@ SELECT '208-01-16777216-1'::retention.cell;
 SELECT '208-01-1-68719476736'::retention.cell;
 SELECT '208-01-1-999999999999999999999'::retention.cell;
 SELECT '208-01-12a4-5678'::retention.cell;
+-- leading zeros never count against the range, however many (found by fuzzing)
+SELECT '208-01-0000000000000042-000000000000068719476735'::retention.cell AS many_leading_zeros;
+SELECT '208-01-0000000000016777216-1'::retention.cell;
 
 -- ident: anything else (SIP URI, IP address, account id)
 SELECT 'sip:+33612345678@ims.example.net'::retention.ident, '2001:db8::1'::retention.ident, ''::retention.ident;
