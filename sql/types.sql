@@ -45,6 +45,9 @@ SELECT '208-01-16777216-1'::retention.cell;
 SELECT '208-01-1-68719476736'::retention.cell;
 SELECT '208-01-1-999999999999999999999'::retention.cell;
 SELECT '208-01-12a4-5678'::retention.cell;
+-- leading zeros never count against the range, however many (found by fuzzing)
+SELECT '208-01-0000000000000042-000000000000068719476735'::retention.cell AS many_leading_zeros;
+SELECT '208-01-0000000000016777216-1'::retention.cell;
 
 -- ident: anything else (SIP URI, IP address, account id)
 SELECT 'sip:+33612345678@ims.example.net'::retention.ident, '2001:db8::1'::retention.ident, ''::retention.ident;
@@ -65,6 +68,12 @@ SELECT '~k1:0123'::retention.imsi;
 -- long values are refused without quoting them whole
 SELECT repeat('1', 100000)::retention.msisdn;
 SELECT length(repeat('x', 100000)::retention.ident) AS long_ident;
+-- 1 MB: the same short error from every type and path, cut at a character
+SELECT repeat('1', 1048576)::retention.msisdn;
+SELECT repeat('€', 349526)::retention.imsi;
+SELECT repeat('9', 1048576)::text::retention.imei;
+SELECT repeat('208-', 262144)::retention.cell;
+SELECT length(repeat('x', 1048576)::retention.ident) AS ident_1mb;
 
 -- type modifiers: the purposes, in any order, shown in canonical order
 CREATE TABLE cdr_types (
@@ -88,6 +97,16 @@ CREATE TABLE bad (c retention.msisdn('billing', 'Law_Enforcement'));
 DROP TABLE bad;
 CREATE TABLE bad (c retention.msisdn(1));
 \echo :LAST_ERROR_SQLSTATE
+-- a name is quoted up to 40 bytes, even a 1 MB string constant (found by
+-- fuzzing); identifiers stop at 63 bytes anyway
+\set ECHO none
+SELECT format('CREATE TABLE bad (c retention.msisdn(billing, %L))', repeat('x', 1048576)) \gexec
+\set ECHO all
+\echo :LAST_ERROR_SQLSTATE
+SELECT retention.purposes_in(ARRAY[repeat('é', 524288)]::cstring[]);
+-- called directly, purposes_in checks the shape of its array
+SELECT retention.purposes_in('{billing,NULL}'::cstring[]);
+SELECT retention.purposes_in('{{billing},{marketing}}'::cstring[]);
 
 -- assignment from text validates; nothing is stored on error
 INSERT INTO cdr_types VALUES ('+33612345678', '33698765432', '208011234567890',

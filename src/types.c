@@ -280,11 +280,16 @@ normalize_cell(const char *str, int len, StringInfo out, Node *escontext)
 		if (i == 1 && (d < 2 || d > 3))
 			invalid_input(escontext, RT_CELL, str, len,
 						  "The MNC has 2 or 3 digits, not %d.", d);
-		if (d > 12)
+		/* leading zeros are not part of the value: 0042 is 42 */
+		j = 0;
+		while (j < d && field[i][j] == '0')
+			j++;
+		/* more significant digits than any fmax has (and v could overflow) */
+		if (d - j > 12)
 			invalid_input(escontext, RT_CELL, str, len,
 						  "The %s is out of range (at most " UINT64_FORMAT ").",
 						  fname[i], fmax[i]);
-		for (j = 0; j < d; j++)
+		for (; j < d; j++)
 			v = v * 10 + (field[i][j] - '0');
 		if (v > fmax[i])
 			invalid_input(escontext, RT_CELL, str, len,

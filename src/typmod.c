@@ -23,6 +23,7 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 
@@ -48,12 +49,25 @@ purpose_lookup(const char *name)
 	return -1;
 }
 
+/*
+ * An unknown purpose: the message quotes at most MAX_QUOTED_NAME bytes of
+ * the name, as types.c does for values.  A purpose can come from a string
+ * constant in a type modifier, "retention.msisdn('...')", of any length.
+ */
+#define MAX_QUOTED_NAME 40
+
 void
 purpose_unknown_error(const char *name)
 {
+	int			len = strlen(name);
+	const char *quoted = name;
+
+	if (len > MAX_QUOTED_NAME)
+		quoted = psprintf("%s...",
+						  pnstrdup(name, pg_mbcliplen(name, len, MAX_QUOTED_NAME)));
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown retention purpose \"%s\"", name),
+			 errmsg("unknown retention purpose \"%s\"", quoted),
 			 errhint("Valid purposes are billing, law_enforcement, marketing and network_security.")));
 }
 
