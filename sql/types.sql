@@ -64,6 +64,7 @@ SELECT '4901542*'::retention.imei;
 SELECT '~k1:0123456789ABCDEF01234567'::retention.msisdn;
 SELECT '~k:0123456789abcdef01234567'::retention.imei;
 SELECT '~k1:0123'::retention.imsi;
+SELECT '~k01:0123456789abcdef01234567'::retention.msisdn;	-- one spelling per key
 
 -- long values are refused without quoting them whole
 SELECT repeat('1', 100000)::retention.msisdn;

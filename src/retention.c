@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
 #include <limits.h>
 
 #include "fmgr.h"
@@ -42,17 +43,23 @@ char	   *retention_timezone = NULL;
 
 void		_PG_init(void);
 
-/* "HH:MM" with 0 <= HH < 24, 0 <= MM < 60 */
+/* "HH:MM" (or "H:MM") with 0 <= HH < 24, 0 <= MM < 60: digits only */
 bool
 retention_parse_sweep_at(const char *value, int *minutes)
 {
-	int			h,
-				m;
-	char		tail;
+	int			h = 0,
+				m = 0;
+	const char *p = value;
 
-	if (value == NULL ||
-		sscanf(value, "%d:%d%c", &h, &m, &tail) != 2 ||
-		h < 0 || h > 23 || m < 0 || m > 59)
+	if (value == NULL || !isdigit((unsigned char) p[0]))
+		return false;
+	h = *p++ - '0';
+	if (isdigit((unsigned char) *p))
+		h = h * 10 + (*p++ - '0');
+	if (*p++ != ':' || !isdigit((unsigned char) p[0]) || !isdigit((unsigned char) p[1]) || p[2] != '\0')
+		return false;
+	m = (p[0] - '0') * 10 + (p[1] - '0');
+	if (h > 23 || m > 59)
 		return false;
 	*minutes = h * 60 + m;
 	return true;

@@ -12,6 +12,7 @@
  *
  *	 type	  clear value					generalized		pseudonym
  *	 msisdn   [+]6-15 digits -> digits		1-9 digits "*"	~k<id>:<24 hex>
+ *			  (<id>: the key's number, 1-9 digits, no leading zero)
  *	 imsi	  14-15 digits					5-6 digits "*"	idem
  *	 imei	  15 digits (Luhn) or 16		8 digits "*"	idem
  *	 cell	  MCC-MNC-AREA-CELL				MCC-MNC-AREA	idem
@@ -97,7 +98,8 @@ is_pseudonym(const char *str, int len)
 	if (len < 2 || str[0] != '~' || str[1] != 'k')
 		return false;
 	d = digit_run(str + 2, len - 2);
-	if (d < 1 || d > 9 || 2 + d >= len || str[2 + d] != ':')
+	/* one spelling per key: no leading zero */
+	if (d < 1 || d > 9 || str[2] == '0' || 2 + d >= len || str[2 + d] != ':')
 		return false;
 	i = 3 + d;
 	if (len - i != PSEUDONYM_HEX_LEN)

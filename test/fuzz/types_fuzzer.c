@@ -114,7 +114,7 @@ all_digits(const char *s, int n)
 	return true;
 }
 
-/* ~k<1 to 9 digits>:<24 lowercase hex digits> */
+/* ~k<1 to 9 digits, no leading zero>:<24 lowercase hex digits> */
 static bool
 ref_is_pseudonym(const char *s, int n)
 {
@@ -126,7 +126,7 @@ ref_is_pseudonym(const char *s, int n)
 		return false;
 	while (i < n && isdigit((unsigned char) s[i]))
 		i++, keydigits++;
-	if (keydigits < 1 || keydigits > 9 || i >= n || s[i] != ':')
+	if (keydigits < 1 || keydigits > 9 || s[2] == '0' || i >= n || s[i] != ':')
 		return false;
 	for (i++; i < n; i++, hex++)
 		if (!(isdigit((unsigned char) s[i]) || (s[i] >= 'a' && s[i] <= 'f')))

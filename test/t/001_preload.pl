@@ -27,6 +27,17 @@ like($err, qr/invalid configuration parameter name "retention.sweep_att"/,
 # a bad value is refused with a detail
 ($rc, $out, $err) = $node->psql('postgres', "ALTER SYSTEM SET retention.sweep_at = '25:00'");
 like($err, qr/retention.sweep_at must be a time of day as HH:MM/, 'sweep_at is checked');
+for my $bad (' 3:07', '3: 7', '+3:07', '3:-0', '03:7', '03:070', '24:00', '99999999999:00', '', '3h07')
+{
+	($rc, $out, $err) = $node->psql('postgres', "ALTER SYSTEM SET retention.sweep_at = '$bad'");
+	like($err, qr/retention.sweep_at must be a time of day/, "sweep_at '$bad' is refused");
+}
+for my $good ('3:07', '03:07', '23:59', '0:00')
+{
+	($rc, $out, $err) = $node->psql('postgres', "ALTER SYSTEM SET retention.sweep_at = '$good'");
+	is($rc, 0, "sweep_at '$good' is accepted");
+}
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET retention.sweep_at');
 
 $node->safe_psql('postgres', 'CREATE EXTENSION retention CASCADE');
 is($node->safe_psql('postgres', "SELECT '+33612345678'::retention.msisdn(billing)"),
