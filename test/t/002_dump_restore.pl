@@ -85,9 +85,9 @@ is($node->safe_psql('dst', q{SELECT count(*) FROM "Telco ops"."CDR 2026" WHERE i
 	'a late row is not kept in the restored database');
 $node->safe_psql('dst', q{INSERT INTO cdr_part VALUES ('33611111111', '2025-06-01')});
 is($node->safe_psql('dst', q{SELECT count(*) FROM cdr_part}), '0', 'nor in a restored partition');
-is($node->safe_psql('dst', q{SELECT count(*) > 0 FROM "Telco ops".cdr_billing WHERE caller = '33600000042'}), 't',
+is($node->safe_psql('dst', q{SELECT count(*) > 0 FROM "Telco ops"."CDR 2026_billing" WHERE caller = '33600000042'}), 't',
 	'the purpose-bound view is restored');
-is($node->safe_psql('dst', q{SELECT has_table_privilege('dump_billing', '"Telco ops".cdr_billing', 'SELECT')}), 't',
+is($node->safe_psql('dst', q{SELECT has_table_privilege('dump_billing', '"Telco ops"."CDR 2026_billing"', 'SELECT')}), 't',
 	'with its grant');
 $node->safe_psql('dst', 'CALL retention.sweep()');
 is($node->safe_psql('dst', q{SELECT count(*) FROM "Telco ops"."CDR 2026" WHERE caller = '33600000007'}), '1',
