@@ -51,7 +51,43 @@
 #define RETENTION_WAIT_EVENT(name) PG_WAIT_EXTENSION
 #endif
 
-/* relation_open() moved from heapam.h to access/relation.h in 12; table.h
- * has table_open() since 12 as well; nothing to do for 13+ */
+/*
+ * SPI_commit() starts the next transaction itself from 15 on; before, the
+ * caller had to (SPI_start_transaction(), a no-op from 15).
+ */
+#if PG_VERSION_NUM < 150000
+#define retention_spi_commit() \
+	do { SPI_commit(); SPI_start_transaction(); } while (0)
+#else
+#define retention_spi_commit() SPI_commit()
+#endif
+
+/* InitMaterializedSRF() (15) sets up a set-returning function's tuplestore */
+#if PG_VERSION_NUM < 150000
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/tuplestore.h"
+
+static inline void
+InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TupleDesc	tupdesc;
+	MemoryContext oldcontext;
+
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		!(rsinfo->allowedModes & SFRM_Materialize))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
+	oldcontext = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	rsinfo->returnMode = SFRM_Materialize;
+	rsinfo->setResult = tuplestore_begin_heap(true, false, work_mem);
+	rsinfo->setDesc = CreateTupleDescCopy(tupdesc);
+	MemoryContextSwitchTo(oldcontext);
+}
+#endif
 
 #endif							/* RETENTION_COMPAT_H */

@@ -52,6 +52,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
@@ -120,6 +121,7 @@ typedef struct SweepLeaf
 	BlockNumber to;
 	bool		skip_locked;
 	SweepCounts *counts;
+	MemoryContext cxt;			/* lives as long as the leaf's sweep */
 } SweepLeaf;
 
 /* -------------------------------------------------------------------------
@@ -132,10 +134,7 @@ sweep_commit(SweepRun *run)
 {
 	if (!run->nonatomic)
 		return;
-	SPI_commit();
-#if PG_VERSION_NUM < 150000
-	SPI_start_transaction();
-#endif
+	retention_spi_commit();
 }
 
 /* run an SPI statement, returning SPI_processed; raises on failure */
@@ -143,7 +142,18 @@ static uint64
 run_sql_nulls(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
 			  int expected)
 {
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	int			ret;
+
+	/*
+	 * The previous statement's result is read by now.  SPI keeps results
+	 * until SPI_finish() unless freed, and a run has thousands of batches.
+	 */
+	if (SPI_tuptable != NULL)
+	{
+		SPI_freetuptable(SPI_tuptable);
+		SPI_tuptable = NULL;
+	}
+	ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
 
 	if (ret != expected)
 		elog(ERROR, "SPI_execute_with_args(\"%s\") failed: %s", sql, SPI_result_code_string(ret));
@@ -376,8 +386,9 @@ batch_step(void *arg)
 	if (!l->has_holds && table_has_holds(l->root, l->run->cutoff))
 	{
 		l->has_holds = true;
-		l->status_expr = psprintf("retention._sweep_row(%s)",
-								  retention_row_args(l->leaf, l->root, true, "$2", NULL));
+		l->status_expr = MemoryContextStrdup(l->cxt,
+											 psprintf("retention._sweep_row(%s)",
+													  retention_row_args(l->leaf, l->root, true, "$2", NULL)));
 	}
 	set_lock_timeout();
 	retention_fixup_relid = l->leaf;
@@ -510,8 +521,9 @@ fast_path_step(void *arg)
 	if (!l->has_holds && table_has_holds(l->root, l->run->cutoff))
 	{
 		l->has_holds = true;
-		l->status_expr = psprintf("retention._sweep_row(%s)",
-								  retention_row_args(l->leaf, l->root, true, "$2", NULL));
+		l->status_expr = MemoryContextStrdup(l->cxt,
+											 psprintf("retention._sweep_row(%s)",
+													  retention_row_args(l->leaf, l->root, true, "$2", NULL)));
 	}
 	if (l->has_holds)
 	{
@@ -581,8 +593,10 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 	RetentionCutoffs cut;
 	ErrorData  *edata;
 	bool		is_partition;
+	MemoryContext batch_cxt;
 
 	memset(&l, 0, sizeof(l));
+	l.cxt = CurrentMemoryContext;
 	l.run = run;
 	l.root = root;
 	l.leaf = leaf;
@@ -651,11 +665,17 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 	}
 	relation_close(rel, NoLock);
 
+	/* whatever a batch allocates goes with it: memory stays flat */
+	batch_cxt = AllocSetContextCreate(l.cxt, "retention sweep batch", ALLOCSET_DEFAULT_SIZES);
 	step = (BlockNumber) Max(1.0, run->batch_size / Max(per_block, 1.0));
 	for (l.from = 0; l.from < nblocks; l.from = l.to)
 	{
+		MemoryContext oldcxt;
+
 		l.to = Min(nblocks, l.from + step);
 		l.skip_locked = false;
+		MemoryContextReset(batch_cxt);
+		oldcxt = MemoryContextSwitchTo(batch_cxt);
 		edata = in_subtransaction(run, batch_step, &l);
 		if (edata != NULL && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 		{
@@ -663,10 +683,13 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 			l.skip_locked = true;
 			edata = in_subtransaction(run, batch_step, &l);
 		}
+		MemoryContextSwitchTo(oldcxt);
 		if (edata != NULL)
-			return edata;
+			return edata;		/* allocated in batch_cxt, which stays until the run ends */
 		counts->scanned += (int64) ((l.to - l.from) * per_block);
+		oldcxt = MemoryContextSwitchTo(batch_cxt);
 		log_progress(run, log_id, "sweeping", counts);
+		MemoryContextSwitchTo(oldcxt);
 		sweep_commit(run);
 		CHECK_FOR_INTERRUPTS();
 	}
