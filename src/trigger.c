@@ -353,11 +353,33 @@ retention_expire_after(PG_FUNCTION_ARGS)
 	inserting = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
 	tuple = inserting ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
 
+	/* retention's own re-write of a row: whoever issued it decides the rest */
+	if (!inserting && RelationGetRelid(rel) == retention_fixup_relid)
+		return PointerGetDatum(NULL);
+
 	t = retention_table(RelationGetRelid(rel));
 	if (!OidIsValid(t->protected_relid) || t->ncolumns == 0)
 		return PointerGetDatum(NULL);
 
 	deform(tuple, desc, &values, &isnull);
+
+	/*
+	 * After an UPDATE the BEFORE trigger has applied what was due: only the
+	 * deletion of a fully due row is left, and holds and consent can only
+	 * keep more, so a row not fully due without them needs no lookup.
+	 */
+	if (!inserting)
+	{
+		RetentionRow row;
+		RetentionCutoffs cut;
+
+		if (t->keep_anonymized || !expiry_read_row(t, values, isnull, &row))
+			return PointerGetDatum(NULL);
+		retention_cutoffs(decision_time(), &cut);
+		(void) expiry_due_columns(t, &cut, &row, &fully_due);
+		if (!fully_due)
+			return PointerGetDatum(NULL);
+	}
 	due = row_due(t, values, isnull, &fully_due, &complete);
 	if (due == 0)
 		return PointerGetDatum(NULL);
