@@ -51,6 +51,22 @@
 #define RETENTION_WAIT_EVENT(name) PG_WAIT_EXTENSION
 #endif
 
+/* pg_analyze_and_rewrite() was renamed when its variants came, in 15 */
+#if PG_VERSION_NUM < 150000
+#define pg_analyze_and_rewrite_fixedparams(parsetree, sql, types, ntypes, env) \
+	pg_analyze_and_rewrite((parsetree), (sql), (types), (ntypes), (env))
+#endif
+
+/*
+ * Databases left invalid by an interrupted DROP DATABASE are marked with
+ * datconnlimit -2 since the minor releases of August 2023 (15.4, 14.9,
+ * 13.12); before, there are none to skip.
+ */
+#include "catalog/pg_database.h"
+#ifndef DATCONNLIMIT_INVALID_DB
+#define DATCONNLIMIT_INVALID_DB (-2)
+#endif
+
 /* relation_open() moved from heapam.h to access/relation.h in 12; table.h
  * has table_open() since 12 as well; nothing to do for 13+ */
 
