@@ -816,25 +816,27 @@ COMMENT ON PROCEDURE retention.sweep(regclass, integer, boolean) IS
 CREATE INDEX sweep_log_unvacuumed ON retention.sweep_log (relid)
 	WHERE vacuumed_at IS NULL AND (rows_anonymized > 0 OR rows_deleted > 0);
 
--- protected tables, protected before since, that no sweep run to its end
--- (done, or failed on an error of its own) has started on since then: the
--- sweep scheduled at since has yet to happen for them.  A run cut short
--- (crash, shutdown, cancel: status running or interrupted) does not count.
-CREATE FUNCTION retention._unswept_since(since timestamptz)
+-- the protected tables a sweep scheduled at since is for: those that no
+-- sweep run to its end (done, or failed on an error of its own) has started
+-- on since then, and those whose last sweep was cut short (a crash, a
+-- shutdown, a cancel: status running or interrupted), whenever it started
+CREATE FUNCTION retention._sweep_due(since timestamptz)
 RETURNS SETOF regclass
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, retention
 AS $$
 	SELECT p.relid
 	  FROM retention.protected_table p
-	 WHERE p.protected_at < since
-	   AND NOT EXISTS (SELECT 1 FROM retention.sweep_log l
+	 WHERE NOT EXISTS (SELECT 1 FROM retention.sweep_log l
 						WHERE l.relid = p.relid AND l.started_at >= since
 						  AND l.status IN ('done', 'failed'))
+		OR (SELECT l.status FROM retention.sweep_log l
+			 WHERE l.relid = p.relid AND l.status <> 'skipped'
+			 ORDER BY l.started_at DESC, l.id DESC LIMIT 1) IN ('running', 'interrupted')
 	 ORDER BY p.relid::oid
 $$;
-COMMENT ON FUNCTION retention._unswept_since(timestamptz) IS
-	'Protected tables not swept to the end since the given instant';
+COMMENT ON FUNCTION retention._sweep_due(timestamptz) IS
+	'Protected tables not swept to the end since the given instant, or whose last sweep was cut short';
 
 -- tables whose finished sweeps removed or changed rows that no VACUUM has
 -- removed since, with the newest such sweep_log row
@@ -865,8 +867,8 @@ AS $$
 	   AND vacuumed_at IS NULL AND status <> 'running'
 $$;
 
-REVOKE ALL ON FUNCTION retention._unswept_since(timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION retention._unswept_since(timestamptz) TO retention_admin;
+REVOKE ALL ON FUNCTION retention._sweep_due(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention._sweep_due(timestamptz) TO retention_admin;
 REVOKE ALL ON FUNCTION retention._vacuum_pending() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION retention._vacuum_pending() TO retention_admin;
 REVOKE ALL ON FUNCTION retention._vacuumed(regclass, bigint) FROM PUBLIC;

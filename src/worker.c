@@ -18,13 +18,13 @@
  * Scheduling.  Sweeps run nightly at retention.sweep_at in the server's
  * TimeZone, or every retention.sweep_interval seconds when that is set.
  * A database needs a sweep for the scheduled instant S when one of its
- * protected tables, protected before S, has no finished sweep (sweep_log
- * status done or failed) started at or after S; the sweeper asks the
- * database (retention._unswept_since), so manual sweeps count and a sweep
- * cut short by a crash does not.  When the launcher starts (server start,
- * restart after a crash) or is enabled again, it asks every database about
- * the latest scheduled instant: that is the catch-up of a sweep missed
- * while the server was down.
+ * protected tables has no finished sweep (sweep_log status done or failed)
+ * started at or after S, or when the last sweep of one was cut short; the
+ * sweeper asks the database (retention._sweep_due), so manual sweeps count
+ * and a sweep cut short by a crash does not.  When the launcher starts
+ * (server start, restart after a crash) or is enabled again, it asks every
+ * database about the latest scheduled instant: that is the catch-up of a
+ * sweep missed while the server was down or cut short.
  *
  * What is due in a table is not decided here: that is sweep.c and expiry.c.
  *
@@ -770,12 +770,12 @@ sweeper_spi_end(MemoryContext cxt)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
-/* how many protected tables have not been swept to the end since "since" */
+/* how many protected tables are due for the sweep scheduled at "since" */
 static int64
 sweeper_count_due(TimestampTz since)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	const char *sql = "SELECT count(*) FROM retention._unswept_since($1)";
+	const char *sql = "SELECT count(*) FROM retention._sweep_due($1)";
 	bool		isnull;
 	int64		n;
 
@@ -928,8 +928,8 @@ retention_sweeper_main(Datum main_arg)
 		/* a catch-up is news; a scheduled sweep is logged when it changed something */
 		ereport(args.catchup ? LOG : DEBUG1,
 				(errmsg("retention sweeper sweeping database \"%s\"", dbname),
-				 errdetail_plural("%lld protected table has not been swept since the sweep scheduled at %s.",
-								  "%lld protected tables have not been swept since the sweep scheduled at %s.",
+				 errdetail_plural("%lld protected table was not swept to the end since %s.",
+								  "%lld protected tables were not swept to the end since %s.",
 								  (unsigned long) due,
 								  (long long) due, timestamptz_to_str(args.since))));
 		(void) sweeper_run("CALL retention.sweep()");
