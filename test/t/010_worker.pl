@@ -172,6 +172,20 @@ is($node->safe_psql('otherdb', $kept), '100', 'its in-window rows are untouched'
 $node->safe_psql('postgres', q{DROP DATABASE otherdb});
 pass('DROP DATABASE is not blocked by the worker');
 
+# --- a launcher that exits is started again ----------------------------------
+
+my $launcher = $node->safe_psql('postgres', q{
+	SELECT pid FROM pg_stat_activity WHERE backend_type = 'retention launcher'});
+$offset = -s $node->logfile;
+$node->safe_psql('postgres', qq{SELECT pg_terminate_backend($launcher)});
+$node->wait_for_log(qr/background worker "retention launcher" \(PID $launcher\) exited with exit code 1/,
+	$offset);
+ok( $node->poll_query_until('postgres', qq{
+		SELECT count(*) = 1 FROM pg_stat_activity
+		 WHERE backend_type = 'retention launcher' AND pid <> $launcher}),
+	'a terminated launcher exits non-zero and the postmaster starts it again');
+$node->wait_for_log(qr/retention launcher started/, $offset);
+
 # --- the time zone, on reload ------------------------------------------------
 
 $offset = -s $node->logfile;
