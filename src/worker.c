@@ -219,12 +219,12 @@ schedule_next(TimestampTz after)
 
 /* the launcher's state, for the life of the process */
 static MemoryContext launcher_loop_context = NULL;
-static MemoryContext launcher_cycle_context = NULL;
-static TimestampTz next_cycle = 0;	/* the next scheduled instant */
-static TimestampTz last_cycle = 0;	/* when the last cycle started */
+static MemoryContext launcher_round_context = NULL;
+static TimestampTz next_round = 0;	/* the next scheduled instant */
+static TimestampTz last_round = 0;	/* when the last round started */
 static bool catchup_pending = false;
-static List *pending_databases = NIL;	/* of this cycle, still to sweep */
-static SweeperArgs cycle_args;
+static List *pending_databases = NIL;	/* of this round, still to sweep */
+static SweeperArgs round_args;
 static BackgroundWorkerHandle *sweeper = NULL;
 static bool sweeper_stopping = false;
 static NameData sweeper_database;
@@ -398,7 +398,7 @@ launcher_remember_schedule(void)
 static void
 launcher_log_schedule(bool started)
 {
-	TimestampTz next = next_cycle;	/* scheduled; a catch-up may come first */
+	TimestampTz next = next_round;	/* scheduled; a catch-up may come first */
 	char	   *detail;
 
 	if (!retention_enabled)
@@ -439,26 +439,26 @@ launcher_reload(TimestampTz now)
 	 * new interval counts from the last sweep.
 	 */
 	if (launcher_remember_schedule())
-		next_cycle = retention_sweep_interval > 0 ?
-			schedule_next(last_cycle) : schedule_next(now);
+		next_round = retention_sweep_interval > 0 ?
+			schedule_next(last_round) : schedule_next(now);
 	launcher_log_schedule(false);
 }
 
 /* begin a round of all databases */
 static void
-launcher_start_cycle(TimestampTz now, bool catchup)
+launcher_start_round(TimestampTz now, bool catchup)
 {
-	MemoryContextReset(launcher_cycle_context);
-	pending_databases = launcher_databases(launcher_cycle_context);
-	cycle_args.catchup = catchup;
-	cycle_args.since = catchup ? schedule_previous(now) : next_cycle;
-	last_cycle = now;
-	next_cycle = schedule_next(now);
+	MemoryContextReset(launcher_round_context);
+	pending_databases = launcher_databases(launcher_round_context);
+	round_args.catchup = catchup;
+	round_args.since = catchup ? schedule_previous(now) : next_round;
+	last_round = now;
+	next_round = schedule_next(now);
 	catchup_pending = false;
 	slot_retry_at = 0;
 	elog(DEBUG1, "retention launcher: %s round of %d databases for the sweep of %s",
 		 catchup ? "catch-up" : "scheduled", list_length(pending_databases),
-		 timestamptz_to_str(cycle_args.since));
+		 timestamptz_to_str(round_args.since));
 }
 
 /* start the sweeper of the next database of the round, if a slot is free */
@@ -487,7 +487,7 @@ launcher_start_sweeper(TimestampTz now)
 			 NameStr(db->name));
 	strlcpy(worker.bgw_type, SWEEPER_NAME, BGW_MAXLEN);
 	worker.bgw_main_arg = ObjectIdGetDatum(db->oid);
-	memcpy(worker.bgw_extra, &cycle_args, sizeof(cycle_args));
+	memcpy(worker.bgw_extra, &round_args, sizeof(round_args));
 	worker.bgw_notify_pid = MyProcPid;
 
 	oldcxt = MemoryContextSwitchTo(TopMemoryContext);
@@ -497,13 +497,17 @@ launcher_start_sweeper(TimestampTz now)
 	if (!started)
 	{
 		int			retry = SLOT_RETRY_SECS;
+		bool		warn;
 
 		if (retention_sweep_interval > 0 && retention_sweep_interval < retry)
 			retry = retention_sweep_interval;
 		slot_retry_at = now + (TimestampTz) retry * USECS_PER_SEC;
-		ereport(slot_warned_at == 0 ||
-				now - slot_warned_at >= (TimestampTz) SLOT_WARNING_SECS * USECS_PER_SEC ?
-				WARNING : DEBUG1,
+		/* a WARNING now and then; the attempts in between at DEBUG1 */
+		warn = slot_warned_at == 0 ||
+			now - slot_warned_at >= (TimestampTz) SLOT_WARNING_SECS * USECS_PER_SEC;
+		if (warn)
+			slot_warned_at = now;
+		ereport(warn ? WARNING : DEBUG1,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("could not start the retention sweeper of database \"%s\"",
 						NameStr(db->name)),
@@ -511,9 +515,6 @@ launcher_start_sweeper(TimestampTz now)
 						   max_worker_processes),
 				 errhint("Raise max_worker_processes; the launcher tries again every %d s.",
 						 retry)));
-		if (slot_warned_at == 0 ||
-			now - slot_warned_at >= (TimestampTz) SLOT_WARNING_SECS * USECS_PER_SEC)
-			slot_warned_at = now;
 		return;
 	}
 	if (slot_warned_at != 0)
@@ -563,7 +564,7 @@ launcher_nap(TimestampTz now)
 		return MAX_NAP_MS;		/* the latch says when the sweeper exits */
 	if (catchup_pending)
 		return 0;
-	wake = pending_databases != NIL ? slot_retry_at : next_cycle;
+	wake = pending_databases != NIL ? slot_retry_at : next_round;
 	if (wake <= now)
 		return 0;
 	return (long) Min((wake - now + 999) / 1000, (TimestampTz) MAX_NAP_MS);
@@ -589,15 +590,15 @@ retention_launcher_main(Datum main_arg)
 	launcher_loop_context = AllocSetContextCreate(TopMemoryContext,
 												  "retention launcher loop",
 												  ALLOCSET_DEFAULT_SIZES);
-	launcher_cycle_context = AllocSetContextCreate(TopMemoryContext,
+	launcher_round_context = AllocSetContextCreate(TopMemoryContext,
 												   "retention launcher round",
 												   ALLOCSET_DEFAULT_SIZES);
 
 	now = GetCurrentTimestamp();
 	sched_enabled = retention_enabled;
 	(void) launcher_remember_schedule();
-	last_cycle = now;
-	next_cycle = schedule_next(now);
+	last_round = now;
+	next_round = schedule_next(now);
 	/* a sweep missed while the server was down, or cut short by a crash */
 	catchup_pending = retention_enabled;
 	launcher_log_schedule(true);
@@ -632,8 +633,8 @@ retention_launcher_main(Datum main_arg)
 		}
 		else if (sweeper == NULL)
 		{
-			if (pending_databases == NIL && (catchup_pending || now >= next_cycle))
-				launcher_start_cycle(now, catchup_pending);
+			if (pending_databases == NIL && (catchup_pending || now >= next_round))
+				launcher_start_round(now, catchup_pending);
 			if (pending_databases != NIL && now >= slot_retry_at)
 				launcher_start_sweeper(now);
 		}
@@ -905,6 +906,13 @@ retention_sweeper_main(Datum main_arg)
 
 	/* sweep_log.run_by and pg_stat_activity say who swept */
 	SetConfigOption("application_name", SWEEPER_NAME, PGC_USERSET, PGC_S_OVERRIDE);
+
+	/*
+	 * The sweep anonymizes through retention's triggers: a database set to
+	 * session_replication_role = replica (a logical replication target, say)
+	 * must not turn them off.
+	 */
+	SetConfigOption("session_replication_role", "origin", PGC_SUSET, PGC_S_OVERRIDE);
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "retention sweeper", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(cxt);

@@ -101,6 +101,25 @@ ok( $node->poll_query_until('cdrdb', q{
 like($node->safe_psql('cdrdb', q{SELECT string_agg(DISTINCT run_by, ',') FROM retention.sweep_log}),
 	qr/^\S+ \(retention sweeper\)$/, 'every run so far is the worker\'s');
 
+# --- triggers on, whatever the database says ------------------------------------
+
+# The sweep anonymizes through retention's triggers: a database set to
+# session_replication_role = replica (a logical replication target) must not
+# turn them off for the worker.  caller is kept a year for billing, cell is
+# due after 3 months.
+$node->safe_psql('cdrdb', q{
+	CREATE TABLE cdr2 (caller retention.msisdn(billing), cell retention.cell(network_security),
+					   ended_at timestamptz);
+	SELECT retention.protect('cdr2', 'ended_at');
+	SET session_replication_role = replica;
+	INSERT INTO cdr2 SELECT '336' || lpad(i::text, 8, '0'), '208-01-1-' || i, now() - interval '6 months'
+	  FROM generate_series(1, 100) i;
+	ALTER DATABASE cdrdb SET session_replication_role = replica;});
+ok( $node->poll_query_until('cdrdb', q{
+		SELECT count(*) FILTER (WHERE cell IS NULL) || ' ' || count(caller) FROM cdr2}, '100 100'),
+	'the worker anonymizes in a database set to session_replication_role = replica');
+$node->safe_psql('cdrdb', q{ALTER DATABASE cdrdb RESET session_replication_role; DROP TABLE cdr2;});
+
 # --- retention.enabled = off pauses; a manual CALL is vacuumed later -------------
 
 $offset = -s $node->logfile;
