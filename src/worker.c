@@ -53,6 +53,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lwlock.h"
 #include "storage/pmsignal.h"
 #include "tcop/pquery.h"
 #include "tcop/tcopprot.h"
@@ -551,7 +552,11 @@ static void
 launcher_exit(int code, Datum arg)
 {
 	if (sweeper != NULL)
+	{
+		/* an ERROR may have left a lock held; the exit releases them anyway */
+		LWLockReleaseAll();
 		TerminateBackgroundWorker(sweeper);
+	}
 }
 
 /* how long to sleep, in milliseconds, until there is something to do */
