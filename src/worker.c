@@ -457,7 +457,7 @@ launcher_start_round(TimestampTz now, bool catchup)
 	next_round = schedule_next(now);
 	catchup_pending = false;
 	slot_retry_at = 0;
-	elog(DEBUG1, "retention launcher: %s round of %d databases for the sweep of %s",
+	elog(DEBUG1, "retention launcher starts a %s round of %d databases for the sweep of %s",
 		 catchup ? "catch-up" : "scheduled", list_length(pending_databases),
 		 timestamptz_to_str(round_args.since));
 }
@@ -740,9 +740,9 @@ sweeper_run(const char *sql)
 		AbortCurrentTransaction();
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
-				 errmsg("retention sweeper: %s", edata->message),
+				 errmsg_internal("%s", edata->message),
 				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
-				 errcontext("statement \"%s\"", sql)));
+				 errcontext("retention sweeper running \"%s\"", sql)));
 		FreeErrorData(edata);
 		ok = false;
 	}
@@ -929,7 +929,7 @@ retention_sweeper_main(Datum main_arg)
 	MemoryContextSwitchTo(cxt);
 	if (!installed)
 	{
-		elog(DEBUG1, "retention sweeper: extension retention is not installed in database \"%s\"",
+		elog(DEBUG1, "extension retention is not installed in database \"%s\": nothing to sweep",
 			 dbname);
 		proc_exit(0);
 	}
@@ -954,7 +954,7 @@ retention_sweeper_main(Datum main_arg)
 		pgstat_report_stat(true);
 	}
 	else
-		elog(DEBUG1, "retention sweeper: database \"%s\" is up to date for the sweep scheduled at %s",
+		elog(DEBUG1, "database \"%s\" is up to date for the retention sweep scheduled at %s",
 			 dbname, timestamptz_to_str(args.since));
 
 	if (!PostmasterIsAlive())

@@ -66,7 +66,7 @@ $node->wait_for_log(
 	$offset);
 pass('the launcher logs the nightly schedule and its time zone');
 $node->wait_for_log(
-	qr/DEBUG:  retention sweeper: database "cdrdb" is up to date for the sweep scheduled at $instant\+0[12]/,
+	qr/DEBUG:  database "cdrdb" is up to date for the retention sweep scheduled at $instant\+0[12]/,
 	$offset);
 pass('the sweeper compares with the last nightly instant, in the server time zone');
 is($node->safe_psql('cdrdb', $due), '100', 'swept since that instant: no catch-up');
@@ -103,7 +103,7 @@ max_logical_replication_workers = 0
 $offset = -s $node->logfile;
 $node->restart;
 # cdrdb, the newest database, is the last of the round
-$node->wait_for_log(qr/DEBUG:  retention sweeper: database "cdrdb" is up to date/, $offset);
+$node->wait_for_log(qr/DEBUG:  database "cdrdb" is up to date/, $offset);
 ok( $node->poll_query_until('postgres', q{
 		SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'retention sweeper'}),
 	'the catch-up round after the restart is over');
