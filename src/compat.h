@@ -90,4 +90,21 @@ InitMaterializedSRF(FunctionCallInfo fcinfo, bits32 flags)
 }
 #endif
 
+/* pg_analyze_and_rewrite() was renamed when its variants came, in 15 */
+#if PG_VERSION_NUM < 150000
+#define pg_analyze_and_rewrite_fixedparams(parsetree, sql, types, ntypes, env) \
+	pg_analyze_and_rewrite((parsetree), (sql), (types), (ntypes), (env))
+#endif
+
+/*
+ * Databases left invalid by an interrupted DROP DATABASE are marked with
+ * datconnlimit -2 since the minor releases of August 2023 (15.4, 14.9,
+ * 13.12); before, there are none to skip.
+ */
+#include "catalog/pg_database.h"
+#ifndef DATCONNLIMIT_INVALID_DB
+#define DATCONNLIMIT_INVALID_DB (-2)
+#endif
+
+
 #endif							/* RETENTION_COMPAT_H */

@@ -1062,6 +1062,75 @@ COMMENT ON PROCEDURE retention.sweep(regclass, integer, boolean) IS
 	'Apply everything due in every protected table (or one), batch by batch';
 
 --------------------------------------------------------------------------
+-- Background worker (SPEC 3.9)
+--
+-- The per-database sweeper (worker.c) asks two questions of a database:
+-- which tables a scheduled sweep is for, and which tables to vacuum after
+-- the sweeps that changed them.  They are SQL so that a DBA can ask too.
+--------------------------------------------------------------------------
+
+-- the sweeps whose changes no VACUUM has removed yet (a few rows at most)
+CREATE INDEX sweep_log_unvacuumed ON retention.sweep_log (relid)
+	WHERE vacuumed_at IS NULL AND (rows_anonymized > 0 OR rows_deleted > 0);
+
+-- the protected tables a sweep scheduled at since is for: those that no
+-- sweep run to its end (done, or failed on an error of its own) has started
+-- on since then, and those whose last sweep was cut short (a crash, a
+-- shutdown, a cancel: status running or interrupted), whenever it started
+CREATE FUNCTION retention._sweep_due(since timestamptz)
+RETURNS SETOF regclass
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention
+AS $$
+	SELECT p.relid
+	  FROM retention.protected_table p
+	 WHERE NOT EXISTS (SELECT 1 FROM retention.sweep_log l
+						WHERE l.relid = p.relid AND l.started_at >= since
+						  AND l.status IN ('done', 'failed'))
+		OR (SELECT l.status FROM retention.sweep_log l
+			 WHERE l.relid = p.relid AND l.status <> 'skipped'
+			 ORDER BY l.started_at DESC, l.id DESC LIMIT 1) IN ('running', 'interrupted')
+	 ORDER BY p.relid::oid
+$$;
+COMMENT ON FUNCTION retention._sweep_due(timestamptz) IS
+	'Protected tables not swept to the end since the given instant, or whose last sweep was cut short';
+
+-- tables whose finished sweeps removed or changed rows that no VACUUM has
+-- removed since, with the newest such sweep_log row
+CREATE FUNCTION retention._vacuum_pending(OUT relid regclass, OUT last_log_id bigint)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention
+AS $$
+	SELECT l.relid, max(l.id)
+	  FROM retention.sweep_log l
+	 WHERE l.vacuumed_at IS NULL AND (l.rows_anonymized > 0 OR l.rows_deleted > 0)
+	   AND l.status <> 'running'
+	   AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = l.relid)
+	 GROUP BY l.relid
+	 ORDER BY l.relid::oid
+$$;
+COMMENT ON FUNCTION retention._vacuum_pending() IS
+	'Tables to vacuum because sweeps changed them since their last vacuum';
+
+-- record that tbl was vacuumed after its sweeps up to sweep_log row last_log_id
+CREATE FUNCTION retention._vacuumed(tbl regclass, last_log_id bigint)
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, retention
+AS $$
+	UPDATE retention.sweep_log SET vacuumed_at = clock_timestamp()
+	 WHERE relid = tbl AND id <= last_log_id
+	   AND vacuumed_at IS NULL AND status <> 'running'
+$$;
+
+REVOKE ALL ON FUNCTION retention._sweep_due(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention._sweep_due(timestamptz) TO retention_admin;
+REVOKE ALL ON FUNCTION retention._vacuum_pending() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention._vacuum_pending() TO retention_admin;
+REVOKE ALL ON FUNCTION retention._vacuumed(regclass, bigint) FROM PUBLIC;
+
+--------------------------------------------------------------------------
 -- Holds and consent (SPEC 3.5, 3.6)
 --------------------------------------------------------------------------
 

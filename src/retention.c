@@ -26,6 +26,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
+#include "utils/varlena.h"
 
 #include "retention.h"
 
@@ -78,6 +79,26 @@ check_sweep_at(char **newval, void **extra, GucSource source)
 	return true;
 }
 
+/* a list of database names, with the syntax of search_path */
+static bool
+check_databases(char **newval, void **extra, GucSource source)
+{
+	char	   *raw;
+	List	   *names;
+	bool		ok;
+
+	raw = pstrdup(*newval ? *newval : "");
+	ok = SplitIdentifierString(raw, ',', &names);
+	list_free(names);
+	pfree(raw);
+	if (!ok)
+	{
+		GUC_check_errdetail("retention.databases must be a comma-separated list of database names; double-quote names with capitals, spaces or commas.");
+		return false;
+	}
+	return true;
+}
+
 static bool
 check_timezone(char **newval, void **extra, GucSource source)
 {
@@ -103,8 +124,8 @@ _PG_init(void)
 {
 	DefineCustomBoolVariable("retention.enabled",
 							 "Whether the background worker sweeps protected tables.",
-							 "Turning it off stops the scheduled sweeps only; triggers "
-							 "and CALL retention.sweep() keep working.",
+							 "Turning it off pauses the scheduled sweeps (a sweep in progress "
+							 "stops); triggers and CALL retention.sweep() keep working.",
 							 &retention_enabled,
 							 true,
 							 PGC_SIGHUP,
@@ -137,7 +158,7 @@ _PG_init(void)
 							   "",
 							   PGC_SIGHUP,
 							   GUC_LIST_INPUT,
-							   NULL, NULL, NULL);
+							   check_databases, NULL, NULL);
 
 	DefineCustomIntVariable("retention.batch_size",
 							"Rows per committed batch of a sweep.",
@@ -181,4 +202,8 @@ _PG_init(void)
 	MarkGUCPrefixReserved("retention");
 
 	retention_catalog_init();
+
+	/* the launcher can only be registered from shared_preload_libraries */
+	if (process_shared_preload_libraries_in_progress)
+		retention_worker_register();
 }

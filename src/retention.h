@@ -134,6 +134,9 @@ extern int	retention_lock_timeout;
 extern char *retention_timezone;
 extern bool retention_parse_sweep_at(const char *value, int *minutes);
 
+/* worker.c */
+extern void retention_worker_register(void);
+
 /* catalog.c */
 extern void retention_catalog_init(void);
 extern Oid	retention_schema_oid(bool missing_ok);

@@ -49,6 +49,7 @@
 #include "optimizer/optimizer.h"
 #include "storage/bufmgr.h"
 #include "storage/lock.h"
+#include "storage/pmsignal.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -692,6 +693,16 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 		MemoryContextSwitchTo(oldcxt);
 		sweep_commit(run);
 		CHECK_FOR_INTERRUPTS();
+
+		/*
+		 * Nothing in a batch waits on a latch, so nothing else notices that
+		 * the postmaster is gone: a sweep that went on would keep the old
+		 * server's shared memory in use and its restart refused.
+		 */
+		if (!PostmasterIsAlive())
+			ereport(FATAL,
+					(errcode(ERRCODE_ADMIN_SHUTDOWN),
+					 errmsg("terminating sweep due to unexpected postmaster exit")));
 	}
 	return NULL;
 }
