@@ -108,7 +108,8 @@ SELECT relid, status, rows_deleted, error FROM retention.sweep_log
 SELECT count(*) AS late_rows_after FROM cdr WHERE id = 5001;
 DROP TABLE stuck_ref;
 
--- a run that died left its row 'running': the next run says so
+-- a run that died left its row 'running': progress does not show it (no
+-- session holds its lock), and the next run says what became of it
 INSERT INTO retention.sweep_log (run_id, relid, started_at, cutoff, status, run_by)
 VALUES (0, 'cdr', now() - interval '1 day', now() - interval '1 day', 'running', 'crashed session');
 SELECT count(*) AS running FROM retention.sweep_progress;

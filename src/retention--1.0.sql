@@ -1041,7 +1041,11 @@ CREATE VIEW retention.sweep_progress AS
 		   l.rows_anonymized, l.rows_deleted, l.rows_held, l.rows_skipped,
 		   l.started_at, l.run_by, l.run_id
 	  FROM retention.sweep_log l
-	 WHERE l.status = 'running';
+	 WHERE l.status = 'running'
+	   -- alive: its session still holds the table's sweep lock (sweep.c)
+	   AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks k
+					WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 1
+					  AND k.classid = x'52455445'::bigint::oid AND k.objid = l.relid::oid);
 COMMENT ON VIEW retention.sweep_progress IS
 	'Sweeps running now: table, phase, rows done of the estimate, rate';
 

@@ -392,6 +392,9 @@ batch_step(void *arg)
 													  retention_row_args(l->leaf, l->root, true, "$2", NULL)));
 	}
 	set_lock_timeout();
+	/* the rules run in the expiry triggers: a session in replica mode too */
+	run_sql("SELECT pg_catalog.set_config('session_replication_role', 'origin', true)",
+			0, NULL, NULL, SPI_OK_SELECT);
 	retention_fixup_relid = l->leaf;
 
 	for (state = ROW_ANONYMIZE; state <= ROW_DELETE; state++)
