@@ -112,7 +112,7 @@ ret_prepare()
 	make -C "$RET_SRC" -s -j"$(nproc)" PG_CONFIG="$PG_CONFIG" COPT="-Werror ${COPT:-}" >&2 ||
 		ret_die "build failed"
 
-	RET_TMP=$(mktemp -d "${RETENTION_TMPDIR:-/tmp}/retention.XXXXXX")
+	RET_TMP=$(mktemp -d -p "${RETENTION_TMPDIR:-/tmp}")
 	chmod 755 "$RET_TMP"
 	trap ret_cleanup EXIT
 	trap 'exit 130' INT TERM
