@@ -9,6 +9,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(time);
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use SweepFixture;
 
 my $node = PostgreSQL::Test::Cluster->new('sigterm');
 $node->init;
@@ -23,60 +26,9 @@ log_line_prefix = '%m [%p] %q%a '
 });
 $node->start;
 
-# Rows ended 6 months ago: cell and imsi (network_security, 3 months) are
-# due, caller (billing, 1 year) is not.  Rows ended 2 years ago are wholly
-# due; rows ended yesterday have nothing due; the rows of a subscriber under
-# a judicial hold keep everything.  A statement trigger makes every batch
-# last a few milliseconds more, so that a signal lands inside a batch.
-my $held = '33699999999';
-$node->safe_psql('postgres', q{CREATE DATABASE cdrdb});
-$node->safe_psql('cdrdb', qq{
-	CREATE EXTENSION retention CASCADE;
-	CREATE TABLE cdr (id integer PRIMARY KEY,
-					  caller retention.msisdn(billing),
-					  cell retention.cell(network_security),
-					  imsi retention.imsi(network_security),
-					  ended_at timestamptz);
-	CREATE INDEX ON cdr (caller);
-	INSERT INTO cdr
-	SELECT i, CASE WHEN i <= 100 THEN '$held' ELSE '336' || lpad(i::text, 8, '0') END,
-		   '208-01-1-' || i, '20801' || lpad(i::text, 10, '0'),
-		   CASE WHEN i <= 30100 THEN now() - interval '6 months'
-				WHEN i <= 31100 THEN now() - interval '2 years'
-				ELSE now() - interval '1 day' END
-	  FROM generate_series(1, 32100) i;
-	SELECT retention.protect('cdr', 'ended_at', subscriber => 'caller');
-	INSERT INTO retention.hold (relid, subscriber, from_ts, to_ts, reason, reference)
-	VALUES ('cdr', '$held', now() - interval '1 year', now(), 'judicial_request', 'J-2026-1');
-	CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql
-		AS \$\$BEGIN PERFORM pg_sleep(0.003); RETURN NULL; END\$\$;
-	CREATE TRIGGER slow AFTER UPDATE OR DELETE ON cdr
-		FOR EACH STATEMENT EXECUTE FUNCTION slow();
-	ANALYZE cdr;
-});
-
-my $partly = q{ended_at < now() - interval '3 months' AND ended_at > now() - interval '1 year'};
-
-# what must hold at any moment, whatever happened to the sweeps
-sub check_invariants
-{
-	my ($when) = @_;
-	is($node->safe_psql('cdrdb', q{SELECT count(*) FROM cdr WHERE (cell IS NULL) <> (imsi IS NULL)}),
-		'0', "$when: no row half-anonymized");
-	is($node->safe_psql('cdrdb', qq{SELECT count(*) FROM cdr WHERE $partly AND caller IS NOT NULL}),
-		$when =~ /enabled/ ? '60100' : '30100', "$when: every billing value still in its window is kept");
-	is( $node->safe_psql('cdrdb', q{
-			SELECT count(*) FROM cdr
-			 WHERE ended_at > now() - interval '2 days' AND cell IS NOT NULL AND imsi IS NOT NULL}),
-		'1000', "$when: rows with nothing due are untouched");
-	is( $node->safe_psql('cdrdb', qq{
-			SELECT count(*) FROM cdr WHERE caller = '$held' AND cell IS NOT NULL AND imsi IS NOT NULL}),
-		'100', "$when: held rows keep everything");
-}
-
-# the rows anonymized, as the data and as sweep_log count them
-my $anonymized = qq{SELECT count(*) FROM cdr WHERE $partly AND cell IS NULL};
-my $logged = q{SELECT coalesce(sum(rows_anonymized), 0) FROM retention.sweep_log};
+SweepFixture::create($node, 'cdrdb');
+my ($held, $partly, $anonymized, $logged) =
+	($SweepFixture::held, $SweepFixture::partly, $SweepFixture::anonymized, $SweepFixture::logged);
 
 # start a sweep now, wait until it has committed some of its work (rows of
 # id $from and up anonymized), and make the next sweep an hour away
@@ -125,7 +77,7 @@ cmp_ok($done, '>', 0, 'the batches committed before SIGTERM stay');
 cmp_ok($done, '<', 30000, 'the sweep was stopped midway');
 is($node->safe_psql('cdrdb', $logged), $done,
 	'sweep_log counts exactly what was committed: the batch in flight rolled back whole');
-check_invariants('after SIGTERM');
+SweepFixture::check_invariants($node, 'cdrdb', 'after SIGTERM', 30100);
 is($node->safe_psql('cdrdb', q{SELECT string_agg(status, ',' ORDER BY id) FROM retention.sweep_log}),
 	'running', 'the cut-short run is not marked done');
 
@@ -141,7 +93,7 @@ $node->reload;
 is($node->safe_psql('cdrdb', $anonymized), '30000', 'every due value is anonymized');
 is($node->safe_psql('cdrdb', q{SELECT count(*) FROM cdr WHERE ended_at < now() - interval '1 year'}),
 	'0', 'every wholly due row is deleted');
-check_invariants('after the next run');
+SweepFixture::check_invariants($node, 'cdrdb', 'after the next run', 30100);
 is( $node->safe_psql('cdrdb', q{
 		SELECT string_agg(status, ',' ORDER BY id) FROM
 		  (SELECT id, status FROM retention.sweep_log ORDER BY id LIMIT 2) s}),
@@ -173,7 +125,7 @@ $node->wait_for_log(qr/LOG:  stopping the retention sweeper of database "cdrdb"/
 $done = $node->safe_psql('cdrdb', $anonymized);
 cmp_ok($done, '>', 30000, 'it had anonymized some of the new rows');
 cmp_ok($done, '<', 60000, 'not all of them');
-check_invariants('after retention.enabled off');
+SweepFixture::check_invariants($node, 'cdrdb', 'after retention.enabled off', 60100);
 is($node->safe_psql('cdrdb', $logged), $done, 'its batch in flight rolled back whole');
 
 $node->stop;

@@ -10,6 +10,9 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Time::HiRes qw(usleep);
 use Test::More;
+use FindBin;
+use lib "$FindBin::RealBin/lib";
+use SweepFixture;
 
 my $node = PostgreSQL::Test::Cluster->new('crash');
 $node->init;
@@ -25,58 +28,11 @@ autovacuum = off
 });
 $node->start;
 
-# as in 011_worker_sigterm: partly due rows (cell and imsi due, caller kept
-# for billing), wholly due rows, rows with nothing due, held rows; a
-# statement trigger slows every batch down
-my $held = '33699999999';
-$node->safe_psql('postgres', q{CREATE DATABASE cdrdb});
-$node->safe_psql('cdrdb', qq{
-	CREATE EXTENSION retention CASCADE;
-	CREATE TABLE cdr (id integer PRIMARY KEY,
-					  caller retention.msisdn(billing),
-					  cell retention.cell(network_security),
-					  imsi retention.imsi(network_security),
-					  ended_at timestamptz);
-	CREATE INDEX ON cdr (caller);
-	INSERT INTO cdr
-	SELECT i, CASE WHEN i <= 100 THEN '$held' ELSE '336' || lpad(i::text, 8, '0') END,
-		   '208-01-1-' || i, '20801' || lpad(i::text, 10, '0'),
-		   CASE WHEN i <= 30100 THEN now() - interval '6 months'
-				WHEN i <= 31100 THEN now() - interval '2 years'
-				ELSE now() - interval '1 day' END
-	  FROM generate_series(1, 32100) i;
-	SELECT retention.protect('cdr', 'ended_at', subscriber => 'caller');
-	INSERT INTO retention.hold (relid, subscriber, from_ts, to_ts, reason, reference)
-	VALUES ('cdr', '$held', now() - interval '1 year', now(), 'judicial_request', 'J-2026-1');
-	CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql
-		AS \$\$BEGIN PERFORM pg_sleep(0.003); RETURN NULL; END\$\$;
-	CREATE TRIGGER slow AFTER UPDATE OR DELETE ON cdr
-		FOR EACH STATEMENT EXECUTE FUNCTION slow();
-	ANALYZE cdr;
-});
+SweepFixture::create($node, 'cdrdb');
+my ($held, $partly, $anonymized, $logged) =
+	($SweepFixture::held, $SweepFixture::partly, $SweepFixture::anonymized, $SweepFixture::logged);
 
-my $partly = q{ended_at < now() - interval '3 months' AND ended_at > now() - interval '1 year'};
 my $partly_rows = 30100;
-my $anonymized = qq{SELECT count(*) FROM cdr WHERE $partly AND cell IS NULL};
-my $logged = q{SELECT coalesce(sum(rows_anonymized), 0) FROM retention.sweep_log};
-
-sub check_invariants
-{
-	my ($when) = @_;
-	is($node->safe_psql('cdrdb', q{SELECT count(*) FROM cdr WHERE (cell IS NULL) <> (imsi IS NULL)}),
-		'0', "$when: no row half-anonymized");
-	is($node->safe_psql('cdrdb', qq{SELECT count(*) FROM cdr WHERE $partly AND caller IS NOT NULL}),
-		$partly_rows, "$when: every billing value still in its window is kept");
-	is( $node->safe_psql('cdrdb', q{
-			SELECT count(*) FROM cdr
-			 WHERE ended_at > now() - interval '2 days' AND cell IS NOT NULL AND imsi IS NOT NULL}),
-		'1000', "$when: rows with nothing due are untouched");
-	is( $node->safe_psql('cdrdb', qq{
-			SELECT count(*) FROM cdr WHERE caller = '$held' AND cell IS NOT NULL AND imsi IS NOT NULL}),
-		'100', "$when: held rows keep everything");
-	is($node->safe_psql('cdrdb', $logged), $node->safe_psql('cdrdb', $anonymized),
-		"$when: sweep_log counts exactly the committed work");
-}
 
 # due rows written with the expiry triggers off, from id $from
 sub add_due_rows
@@ -127,7 +83,7 @@ sub check_recovery
 		"$what: every due value is anonymized");
 	is($node->safe_psql('cdrdb', q{SELECT count(*) FROM cdr WHERE ended_at < now() - interval '1 year'}),
 		'0', "$what: every wholly due row is deleted");
-	check_invariants("$what, after the catch-up");
+	SweepFixture::check_invariants($node, 'cdrdb', "$what, after the catch-up", $partly_rows);
 	is( $node->safe_psql('cdrdb', q{
 			SELECT string_agg(status, ',' ORDER BY id) FROM
 			  (SELECT id, status FROM retention.sweep_log ORDER BY id DESC LIMIT 2) s}),
