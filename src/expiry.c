@@ -624,13 +624,13 @@ expiry_read_row(const RetentionTable *t, const Datum *values, const bool *isnull
 }
 
 /*
- * expiry_lookup_row: the holds on the row and, if need_consent, the
- * subscriber's marketing consent.  Reads retention.hold and
- * retention.consent as the extension's owner: the writing role may not.
+ * expiry_lookup_row: if need_holds, the holds on the row and, if
+ * need_consent, the subscriber's marketing consent.  Reads retention.hold
+ * and retention.consent as the extension's owner: the writing role may not.
  */
 void
 expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnull,
-				  RetentionRow *row, bool need_consent)
+				  RetentionRow *row, bool need_holds, bool need_consent)
 {
 	Oid			save_userid;
 	int			save_sec_context;
@@ -641,6 +641,8 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
 
 	if (t->subscriber == InvalidAttrNumber || isnull[t->subscriber - 1])
 		return;
+	if (!need_holds && !need_consent)
+		return;
 	subscriber = values[t->subscriber - 1];
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
@@ -650,31 +652,34 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
 	nestlevel = retention_pin_search_path();
 	SPI_connect();
 
-	if (hold_plan == NULL)
+	if (need_holds)
 	{
-		hold_plan = SPI_prepare("SELECT max(CASE WHEN reason = 'billing_dispute' THEN 1 ELSE 2 END) "
-								"FROM retention.hold "
-								"WHERE relid::oid = $1 AND subscriber = $2 "
-								"AND released_at IS NULL AND (until IS NULL OR until > $4) "
-								"AND $3 BETWEEN from_ts AND to_ts",
-								4, (Oid[]) {OIDOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID});
 		if (hold_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(hold_plan);
-	}
-	ret = SPI_execute_plan(hold_plan,
-						   (Datum[]) {ObjectIdGetDatum(t->protected_relid), subscriber,
-							   TimestampTzGetDatum(row->ended_at),
-							   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
-						   NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 1)
-	{
-		Datum		h = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n);
+		{
+			hold_plan = SPI_prepare("SELECT max(CASE WHEN reason = 'billing_dispute' THEN 1 ELSE 2 END) "
+									"FROM retention.hold "
+									"WHERE relid::oid = $1 AND subscriber = $2 "
+									"AND released_at IS NULL AND (until IS NULL OR until > $4) "
+									"AND $3 BETWEEN from_ts AND to_ts",
+									4, (Oid[]) {OIDOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID});
+			if (hold_plan == NULL)
+				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+			SPI_keepplan(hold_plan);
+		}
+		ret = SPI_execute_plan(hold_plan,
+							   (Datum[]) {ObjectIdGetDatum(t->protected_relid), subscriber,
+								   TimestampTzGetDatum(row->ended_at),
+								   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
+							   NULL, true, 1);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+		if (SPI_processed == 1)
+		{
+			Datum		h = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n);
 
-		if (!n)
-			row->hold = DatumGetInt32(h) == 1 ? HOLD_BILLING : HOLD_ALL;
+			if (!n)
+				row->hold = DatumGetInt32(h) == 1 ? HOLD_BILLING : HOLD_ALL;
+		}
 	}
 
 	if (need_consent)

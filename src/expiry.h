@@ -107,7 +107,7 @@ extern bool expiry_read_row(const RetentionTable *t, const Datum *values,
 							const bool *isnull, RetentionRow *row);
 extern void expiry_lookup_row(const RetentionTable *t, const Datum *values,
 							  const bool *isnull, RetentionRow *row,
-							  bool need_consent);
+							  bool need_holds, bool need_consent);
 extern bool expiry_apply(const RetentionTable *t, uint64 due, bool fully_due,
 						 Datum *values, bool *isnull, bool *replace);
 extern bool expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_due,
@@ -123,6 +123,7 @@ extern char *retention_row_args(Oid relid, Oid root, bool has_holds, const char 
 /* trigger.c */
 extern bool retention_expiry_quiet;
 extern Oid	retention_fixup_relid;
+extern Oid	retention_sweep_unheld_relid;
 extern TimestampTz retention_sweep_now;
 extern SPIPlanPtr retention_fixup_plan(RetentionTable *t, Relation rel, bool delete);
 extern Oid	retention_extension_owner(void);

@@ -738,6 +738,7 @@ DECLARE
 	p			retention.protected_table;
 	in_place	boolean;
 	prefilter	text;
+	after_on	text;
 BEGIN
 	SELECT * INTO STRICT p FROM retention.protected_table WHERE relid = tbl;
 	-- a column that can fall due when the call ends (kept for no purpose, or
@@ -751,14 +752,24 @@ BEGIN
 					  THEN format('retention._due_at_write(NEW.tableoid, NEW.%I)', p.ended_at)
 					  ELSE format('retention._due_at_write(NEW.tableoid, NEW.%I, NEW.%I)',
 								  p.ended_at, p.billing_anchor) END;
+	-- The AFTER trigger deletes a row left with nothing personal (on_expiry
+	-- 'delete') and anonymizes a late row just inserted.  In a table that
+	-- keeps rows anonymized an UPDATE leaves it nothing to do (every sweep
+	-- batch is one): there it fires on INSERT only, and not at all when the
+	-- BEFORE trigger takes the inserts.
+	after_on := CASE WHEN p.on_expiry = 'anonymize'
+					 THEN CASE WHEN in_place THEN NULL ELSE 'INSERT' END
+					 ELSE CASE WHEN in_place THEN 'UPDATE' ELSE 'INSERT OR UPDATE' END END;
 	EXECUTE format('DROP TRIGGER IF EXISTS retention_expire_before ON %s', tbl);
 	EXECUTE format('DROP TRIGGER IF EXISTS retention_expire_after ON %s', tbl);
 	EXECUTE format('CREATE TRIGGER retention_expire_before BEFORE %s ON %s '
 				   'FOR EACH ROW EXECUTE FUNCTION retention._expire_before()',
 				   CASE WHEN in_place THEN 'INSERT OR UPDATE' ELSE 'UPDATE' END, tbl);
-	EXECUTE format('CREATE TRIGGER retention_expire_after AFTER %s ON %s '
-				   'FOR EACH ROW WHEN (%s) EXECUTE FUNCTION retention._expire_after()',
-				   CASE WHEN in_place THEN 'UPDATE' ELSE 'INSERT OR UPDATE' END, tbl, prefilter);
+	IF after_on IS NOT NULL THEN
+		EXECUTE format('CREATE TRIGGER retention_expire_after AFTER %s ON %s '
+					   'FOR EACH ROW WHEN (%s) EXECUTE FUNCTION retention._expire_after()',
+					   after_on, tbl, prefilter);
+	END IF;
 END
 $$;
 

@@ -136,7 +136,7 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 				relation_close(rel, NoLock);
 				continue;
 			}
-			expiry_lookup_row(t, values, isnull, &row, t->has_marketing && moment != DT_NOEND);
+			expiry_lookup_row(t, values, isnull, &row, true, t->has_marketing && moment != DT_NOEND);
 			retention_cutoffs(moment, &cut);
 			due = expiry_due_columns(t, &cut, &row, &fully_due);
 			if (row.hold != HOLD_NONE)

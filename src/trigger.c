@@ -23,6 +23,9 @@
  * no purpose, or for marketing only) has every completed row changed as it
  * is written; for it, the BEFORE trigger also fires on INSERT, changing the
  * row before it is stored at all, and the AFTER trigger is for UPDATE only.
+ * In a table that keeps rows anonymized (on_expiry 'anonymize') the AFTER
+ * trigger has nothing to do after an UPDATE, which never leaves a row to
+ * delete: there it fires on INSERT only, or not at all.
  *
  * A writer is never made to fail by well-typed data: the AFTER trigger's
  * work runs in a subtransaction, and a failure there is logged (WARNING and
@@ -79,6 +82,15 @@ bool		retention_expiry_quiet = false;
 Oid			retention_fixup_relid = InvalidOid;
 
 /*
+ * The relation a sweep batch is rewriting when the batch has seen that its
+ * table has no active hold: there, the BEFORE UPDATE trigger need not look
+ * holds up row by row (the sweep checked under the advisory lock that
+ * hold() takes exclusively, so no hold can appear before the batch
+ * commits; _sweep_row() decided without holds, and so does the trigger).
+ */
+Oid			retention_sweep_unheld_relid = InvalidOid;
+
+/*
  * The moment decisions are taken for: the statement's start, unless a sweep
  * fixed its cutoff for the whole run.
  */
@@ -130,7 +142,8 @@ deform(HeapTuple tuple, TupleDesc desc, Datum **values, bool **isnull)
 
 /*
  * What is due in this row now: looks up holds and consent only when
- * something would be due without them.
+ * something would be due without them (and holds only where a sweep has
+ * not seen that there are none).
  */
 static uint64
 row_due(RetentionTable *t, const Datum *values, const bool *isnull,
@@ -148,7 +161,8 @@ row_due(RetentionTable *t, const Datum *values, const bool *isnull,
 	due = expiry_due_columns(t, &cut, &row, fully_due);
 	if (due == 0)
 		return 0;
-	expiry_lookup_row(t, values, isnull, &row, t->has_marketing);
+	expiry_lookup_row(t, values, isnull, &row, t->relid != retention_sweep_unheld_relid,
+					  t->has_marketing);
 	return expiry_due_columns(t, &cut, &row, fully_due);
 }
 

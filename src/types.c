@@ -88,6 +88,28 @@ digit_run(const char *str, int len)
 	return i;
 }
 
+/*
+ * Append to a normal form being built.  make_value() sizes the buffer for
+ * the whole value (a normal form is never longer than its input), so these
+ * do not call out, as appendBinaryStringInfo() always does: they run for
+ * every value COPY reads.
+ */
+static inline void
+append_bytes(StringInfo out, const char *s, int n)
+{
+	if (out->len + n >= out->maxlen)
+		enlargeStringInfo(out, n);
+	memcpy(out->data + out->len, s, n);
+	out->len += n;
+	out->data[out->len] = '\0';
+}
+
+static inline void
+append_char(StringInfo out, char c)
+{
+	append_bytes(out, &c, 1);
+}
+
 /* is str[0..len) a pseudonym, ~k<key id>:<24 lowercase hex digits>? */
 static bool
 is_pseudonym(const char *str, int len)
@@ -183,7 +205,7 @@ normalize_digits(RetentionTypeKind kind, const char *str, int len,
 						  "A generalized %s keeps %d to %d digits, not %d.",
 						  retention_type_names[kind], gmin, gmax, d);
 		}
-		appendBinaryStringInfo(out, str, len);
+		append_bytes(out, str, len);
 		return true;
 	}
 
@@ -221,7 +243,7 @@ normalize_digits(RetentionTypeKind kind, const char *str, int len,
 		default:
 			Assert(false);
 	}
-	appendBinaryStringInfo(out, p, n);
+	append_bytes(out, p, n);
 	return true;
 }
 
@@ -298,9 +320,9 @@ normalize_cell(const char *str, int len, StringInfo out, Node *escontext)
 						  "The %s is out of range (at most " UINT64_FORMAT ").",
 						  fname[i], fmax[i]);
 		if (i > 0)
-			appendStringInfoChar(out, '-');
+			append_char(out, '-');
 		if (i < 2)
-			appendBinaryStringInfo(out, field[i], flen[i]);
+			append_bytes(out, field[i], flen[i]);
 		else
 		{
 			/* decimal without leading zeros (one "0" for zero) */
@@ -308,7 +330,7 @@ normalize_cell(const char *str, int len, StringInfo out, Node *escontext)
 
 			while (z < d - 1 && field[i][z] == '0')
 				z++;
-			appendBinaryStringInfo(out, field[i] + z, d - z);
+			append_bytes(out, field[i] + z, d - z);
 		}
 	}
 	return true;
@@ -325,7 +347,7 @@ retention_normalize(RetentionTypeKind kind, const char *str, int len,
 {
 	if (kind == RT_IDENT)
 	{
-		appendBinaryStringInfo(out, str, len);
+		append_bytes(out, str, len);
 		return true;
 	}
 	if (len == 0)
@@ -340,7 +362,7 @@ retention_normalize(RetentionTypeKind kind, const char *str, int len,
 			invalid_input(escontext, kind, str, len,
 						  "A pseudonym has the form ~k<key id>:<%d hexadecimal digits>.",
 						  PSEUDONYM_HEX_LEN);
-		appendBinaryStringInfo(out, str, len);
+		append_bytes(out, str, len);
 		return true;
 	}
 	if (kind == RT_CELL)
