@@ -40,6 +40,7 @@ char	   *retention_databases = NULL;
 int			retention_batch_size = 10000;
 int			retention_log_keep = 13;
 int			retention_lock_timeout = 100;
+int			retention_batch_delay = 0;
 char	   *retention_timezone = NULL;
 
 void		_PG_init(void);
@@ -186,6 +187,16 @@ _PG_init(void)
 							&retention_lock_timeout,
 							100,
 							1, 60000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("retention.batch_delay",
+							"Pause between two batches of a sweep, to leave I/O to live traffic.",
+							"0: none.  A sweep's WAL competes with the commits of live writers; a pause paces it.",
+							&retention_batch_delay,
+							0,
+							0, 10000,
 							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

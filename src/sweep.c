@@ -47,7 +47,9 @@
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "optimizer/optimizer.h"
+#include "pgstat.h"
 #include "storage/bufmgr.h"
+#include "storage/latch.h"
 #include "storage/lock.h"
 #include "storage/pmsignal.h"
 #include "utils/builtins.h"
@@ -399,6 +401,12 @@ batch_step(void *arg)
 													  retention_row_args(l->leaf, l->root, true, "$2", NULL)));
 	}
 	set_lock_timeout();
+	/*
+	 * A batch's commit need not wait for its WAL to reach disk: after a
+	 * crash, a lost batch is only swept again (its log row goes with it).
+	 */
+	run_sql("SELECT pg_catalog.set_config('synchronous_commit', 'off', true)",
+			0, NULL, NULL, SPI_OK_SELECT);
 	/* the rules run in the expiry triggers: a session in replica mode too */
 	run_sql("SELECT pg_catalog.set_config('session_replication_role', 'origin', true)",
 			0, NULL, NULL, SPI_OK_SELECT);
@@ -707,6 +715,16 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 		log_progress(run, log_id, "sweeping", counts);
 		MemoryContextSwitchTo(oldcxt);
 		sweep_commit(run);
+		if (retention_batch_delay > 0 && l.to < nblocks)
+		{
+			static uint32 delay_event = 0;
+
+			if (delay_event == 0)
+				delay_event = RETENTION_WAIT_EVENT("RetentionSweepDelay");
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 retention_batch_delay, delay_event);
+			ResetLatch(MyLatch);
+		}
 		CHECK_FOR_INTERRUPTS();
 
 		/*
