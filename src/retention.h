@@ -146,6 +146,7 @@ extern Oid	retention_type_oid(RetentionTypeKind kind);
 extern void retention_invalidate_all(void);
 extern void retention_register_flush(void (*callback) (Oid relid));
 extern int	retention_pin_search_path(void);
+extern ErrorData *retention_run_as(Oid userid, void (*step) (void *arg), void *arg);
 extern void retention_unpin_search_path(int nestlevel);
 
 #endif							/* RETENTION_H */

@@ -58,7 +58,6 @@
 #include "utils/memutils.h"
 #include "utils/partcache.h"
 #include "utils/rel.h"
-#include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
@@ -206,44 +205,7 @@ typedef void (*SweepStep) (void *arg);
 static ErrorData *
 in_subtransaction(SweepRun *run, SweepStep step, void *arg)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
-	Oid			save_userid;
-	int			save_sec_context;
-
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		int			nestlevel;
-
-		SetUserIdAndSecContext(run->owner, save_sec_context |
-							   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
-		nestlevel = retention_pin_search_path();
-		step(arg);
-		retention_unpin_search_path(nestlevel);
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
-			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN)
-			ReThrowError(edata);
-	}
-	PG_END_TRY();
-	return edata;
+	return retention_run_as(run->owner, step, arg);
 }
 
 /* rows per heap block of rel, from its statistics (a guess if never analyzed) */

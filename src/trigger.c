@@ -56,7 +56,6 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
-#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "expiry.h"
@@ -268,6 +267,30 @@ retention_fixup_plan(RetentionTable *t, Relation rel, bool delete)
 	return *slot;
 }
 
+typedef struct Fixup
+{
+	RetentionTable *t;
+	Relation	rel;
+	ItemPointer tid;
+	bool		delete;
+} Fixup;
+
+static void
+fixup_step(void *arg)
+{
+	Fixup	   *f = (Fixup *) arg;
+	Datum		tid = PointerGetDatum(f->tid);
+	int			ret;
+
+	retention_expiry_quiet = true;
+	retention_fixup_relid = RelationGetRelid(f->rel);
+	SPI_connect();
+	ret = SPI_execute_plan(retention_fixup_plan(f->t, f->rel, f->delete), &tid, NULL, false, 1);
+	if (ret != (f->delete ? SPI_OK_DELETE : SPI_OK_UPDATE))
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	SPI_finish();
+}
+
 /*
  * Delete or re-write (through the BEFORE trigger) the row at tid, as the
  * table's owner, in a subtransaction: the writer must not fail because of
@@ -276,68 +299,27 @@ retention_fixup_plan(RetentionTable *t, Relation rel, bool delete)
 static bool
 fixup_row(RetentionTable *t, Relation rel, ItemPointer tid, bool delete)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	Oid			save_userid;
-	int			save_sec_context;
-	volatile bool ok = true;
+	Fixup		f = {t, rel, tid, delete};
 	bool		save_quiet = retention_expiry_quiet;
 	Oid			save_fixup = retention_fixup_relid;
+	ErrorData  *edata;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		Datum		arg = PointerGetDatum(tid);
-		int			ret;
-		int			nestlevel;
+	edata = retention_run_as(t->owner, fixup_step, &f);
+	retention_expiry_quiet = save_quiet;
+	retention_fixup_relid = save_fixup;
+	if (edata == NULL)
+		return true;
 
-		SetUserIdAndSecContext(t->owner, save_sec_context |
-							   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
-		retention_expiry_quiet = true;
-		retention_fixup_relid = RelationGetRelid(rel);
-		nestlevel = retention_pin_search_path();
-		SPI_connect();
-		ret = SPI_execute_plan(retention_fixup_plan(t, rel, delete), &arg, NULL, false, 1);
-		if (ret != (delete ? SPI_OK_DELETE : SPI_OK_UPDATE))
-			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-		SPI_finish();
-		retention_unpin_search_path(nestlevel);
-		retention_expiry_quiet = save_quiet;
-		retention_fixup_relid = save_fixup;
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		retention_expiry_quiet = save_quiet;
-		retention_fixup_relid = save_fixup;
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		SetUserIdAndSecContext(save_userid, save_sec_context);
-
-		ereport(WARNING,
-				(errcode(edata->sqlerrcode),
-				 errmsg("could not %s an expired row of \"%s\": %s",
-						delete ? "delete" : "anonymize",
-						RelationGetRelationName(rel), edata->message),
-				 errdetail("The row was stored as written; the next sweep retries it."),
-				 errhint("See retention.write_log.")));
-		write_log(t->protected_relid, "failed", 1, edata->message);
-		FreeErrorData(edata);
-		ok = false;
-	}
-	PG_END_TRY();
-	return ok;
+	ereport(WARNING,
+			(errcode(edata->sqlerrcode),
+			 errmsg("could not %s an expired row of \"%s\": %s",
+					delete ? "delete" : "anonymize",
+					RelationGetRelationName(rel), edata->message),
+			 errdetail("The row was stored as written; the next sweep retries it."),
+			 errhint("See retention.write_log.")));
+	write_log(t->protected_relid, "failed", 1, edata->message);
+	FreeErrorData(edata);
+	return false;
 }
 
 /*
