@@ -72,13 +72,15 @@ SELECT caller, imei ~ '^~k[0-9]+:[0-9a-f]{24}$' AS imei_pseudonym, imei IS NULL 
   FROM cdr_m ORDER BY caller NULLS LAST;
 
 -- partitions: one wholly due is truncated at once; one that straddles the
--- deadline is swept row by row
+-- deadline is swept row by row.  Bounds and rows are whole days before
+-- now(), so that the counts do not depend on the date; no row is 365 days
+-- old, the edge of a year in a leap year or not.
 CREATE TABLE cdr_p (caller retention.msisdn(law_enforcement), ended_at timestamptz)
 	PARTITION BY RANGE (ended_at);
-CREATE TABLE cdr_p_old PARTITION OF cdr_p FOR VALUES FROM ('2000-01-01') TO (date_trunc('month', now() - interval '13 months'));
-CREATE TABLE cdr_p_mid PARTITION OF cdr_p FOR VALUES FROM (date_trunc('month', now() - interval '13 months')) TO (date_trunc('month', now() - interval '6 months'));
-CREATE TABLE cdr_p_new PARTITION OF cdr_p FOR VALUES FROM (date_trunc('month', now() - interval '6 months')) TO ('2100-01-01');
-INSERT INTO cdr_p SELECT '33611111111', now() - i * interval '1 day' FROM generate_series(1, 900) i;
+CREATE TABLE cdr_p_old PARTITION OF cdr_p FOR VALUES FROM ('2000-01-01') TO (now() - interval '423 days');
+CREATE TABLE cdr_p_mid PARTITION OF cdr_p FOR VALUES FROM (now() - interval '423 days') TO (now() - interval '211 days');
+CREATE TABLE cdr_p_new PARTITION OF cdr_p FOR VALUES FROM (now() - interval '211 days') TO ('2100-01-01');
+INSERT INTO cdr_p SELECT '33611111111', now() - i * interval '1 day' FROM generate_series(1, 900) i WHERE i <> 365;
 ANALYZE cdr_p;
 SELECT retention.protect('cdr_p', 'ended_at');
 SELECT tableoid::regclass AS part, count(*) FROM cdr_p GROUP BY 1 ORDER BY 1;
