@@ -76,9 +76,6 @@ const char *const retention_method_names[RM_NUM_METHODS] = {
 #define Anum_key_retired_at		4	/* timestamptz, NULL for the current key */
 #define RETENTION_KEY_LEN		32
 
-/* a pseudonym shows this many hex digits of the HMAC (96 bits) */
-#define PSEUDONYM_HEX_LEN		24
-
 /* "~k" + at most 9 digits + ":" + NUL */
 #define PSEUDONYM_PREFIX_MAX	16
 
@@ -577,9 +574,10 @@ load_current_key(void)
 }
 
 /*
- * The pseudonym of a clear value (a text datum, maybe packed): ~k<key
- * id>:<first 24 hex digits of HMAC-SHA-256(key, value)>.  Only the normalized value is hashed, not its
- * type, so that a number gives the same pseudonym in every column.
+ * The pseudonym of a clear value (a text datum, maybe packed):
+ * ~k<key id>:<first 24 hex digits of HMAC-SHA-256(key, value)>.  Only the
+ * normalized value is hashed, not its type, so that a number gives the
+ * same pseudonym in every column.
  */
 static text *
 pseudonymize(text *value)

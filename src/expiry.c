@@ -152,9 +152,8 @@ remember_catalog_rels(void)
 }
 
 /*
- * Run an SPI query with the privileges of the extension's owner: the
- * rules read catalog tables (holds, consents) that the writing role may
- * not read.
+ * The extension's owner: the rules' SPI queries run as it, since they read
+ * catalog tables (holds, consents) that the writing role may not read.
  */
 Oid
 retention_extension_owner(void)
@@ -706,6 +705,34 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
 	SPI_finish();
 	retention_unpin_search_path(nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/*
+ * Does an active hold (as of moment) keep rows of the protected table
+ * root?  Where none does, rows need no hold lookup.  Read with a fresh
+ * snapshot (not read-only): a sweep batch asks after waiting for a hold
+ * being placed, and must see it.
+ */
+bool
+retention_table_has_holds(Oid root, TimestampTz moment)
+{
+	bool		isnull;
+	bool		result;
+	int			ret;
+	int			nestlevel = retention_pin_search_path();
+
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = $1 "
+								"AND h.released_at IS NULL AND (h.until IS NULL OR h.until > $2))",
+								2, (Oid[]) {OIDOID, TIMESTAMPTZOID},
+								(Datum[]) {ObjectIdGetDatum(root), TimestampTzGetDatum(moment)},
+								NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	retention_unpin_search_path(nestlevel);
+	return result;
 }
 
 /* the method column c gets when due; hashes go too once the row is fully due */

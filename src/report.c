@@ -17,6 +17,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -49,23 +50,6 @@ protected_root(Oid relid)
 	return t->protected_relid;
 }
 
-static bool
-table_has_holds(Oid root)
-{
-	bool		isnull;
-	bool		result;
-	int			nestlevel = retention_pin_search_path();
-
-	SPI_connect();
-	SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = $1 "
-						  "AND h.released_at IS NULL AND (h.until IS NULL OR h.until > now()))",
-						  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(root)}, NULL, true, 1);
-	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	retention_unpin_search_path(nestlevel);
-	return result;
-}
-
 /*
  * retention._row_args(tbl): the argument list of _sweep_row() and
  * _column_states() for rows aliased "x" of tbl (a protected table).
@@ -75,8 +59,9 @@ retention_row_args_sql(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
 	Oid			root = protected_root(relid);
+	bool		has_holds = retention_table_has_holds(root, GetCurrentTransactionStartTimestamp());
 
-	PG_RETURN_TEXT_P(cstring_to_text(retention_row_args(relid, root, table_has_holds(root),
+	PG_RETURN_TEXT_P(cstring_to_text(retention_row_args(relid, root, has_holds,
 														"statement_timestamp()", NULL)));
 }
 

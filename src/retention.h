@@ -84,6 +84,9 @@ typedef enum RetentionValueForm
 	RV_PSEUDONYM				/* "~k<key id>:<hex>" from method hash */
 } RetentionValueForm;
 
+/* a pseudonym shows this many hex digits of its HMAC (96 bits) */
+#define PSEUDONYM_HEX_LEN	24
+
 /*
  * What happens to a value at its deadline (anonymize.c).  erase and
  * generalize anonymize; hash pseudonymizes (keyed HMAC-SHA-256), which the

@@ -182,32 +182,6 @@ set_lock_timeout(void)
 					 retention_lock_timeout), 0, NULL, NULL, SPI_OK_SELECT);
 }
 
-/* does an active hold keep rows of the protected table root? */
-static bool
-table_has_holds(Oid root, TimestampTz moment)
-{
-	bool		isnull;
-
-	run_sql("SELECT EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = $1 "
-			"AND h.released_at IS NULL AND (h.until IS NULL OR h.until > $2))",
-			2, (Oid[]) {OIDOID, TIMESTAMPTZOID},
-			(Datum[]) {ObjectIdGetDatum(root), TimestampTzGetDatum(moment)}, SPI_OK_SELECT);
-	return DatumGetBool(first_value(&isnull));
-}
-
-typedef void (*SweepStep) (void *arg);
-
-/*
- * Run step in a subtransaction, as the extension's owner; returns the error
- * it raised (the subtransaction then rolled back), or NULL.  A cancel or a
- * shutdown is not an error of the step: it is raised again.
- */
-static ErrorData *
-in_subtransaction(SweepRun *run, SweepStep step, void *arg)
-{
-	return retention_run_as(run->owner, step, arg);
-}
-
 /* rows per heap block of rel, from its statistics (a guess if never analyzed) */
 static double
 rows_per_block(Relation rel)
@@ -217,11 +191,14 @@ rows_per_block(Relation rel)
 	return 60;
 }
 
-/* run step as the extension's owner; its errors are the run's */
+/*
+ * Run step in a subtransaction as the extension's owner (see
+ * retention_run_as()); its errors are the run's.
+ */
 static void
-run_as_owner(SweepRun *run, SweepStep step, void *arg)
+run_as_owner(SweepRun *run, void (*step) (void *arg), void *arg)
 {
-	ErrorData  *edata = in_subtransaction(run, step, arg);
+	ErrorData  *edata = retention_run_as(run->owner, step, arg);
 
 	if (edata != NULL)
 		ReThrowError(edata);
@@ -355,7 +332,7 @@ batch_step(void *arg)
 	/* a hold being placed on this table finishes first; then it counts */
 	run_sql("SELECT pg_catalog.pg_advisory_xact_lock_shared($1)", 1, (Oid[]) {INT8OID},
 			(Datum[]) {Int64GetDatum((HOLD_LOCK_PREFIX << 32) | (int64) l->root)}, SPI_OK_SELECT);
-	if (!l->has_holds && table_has_holds(l->root, l->run->cutoff))
+	if (!l->has_holds && retention_table_has_holds(l->root, l->run->cutoff))
 	{
 		l->has_holds = true;
 		l->status_expr = MemoryContextStrdup(l->cxt,
@@ -504,7 +481,7 @@ fast_path_step(void *arg)
 	run_sql(psprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", l->qualified), 0, NULL, NULL,
 			SPI_OK_UTILITY);
 	/* nothing held in it (holds are placed by subscriber and time range) */
-	if (!l->has_holds && table_has_holds(l->root, l->run->cutoff))
+	if (!l->has_holds && retention_table_has_holds(l->root, l->run->cutoff))
 	{
 		l->has_holds = true;
 		l->status_expr = MemoryContextStrdup(l->cxt,
@@ -634,7 +611,7 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 		FastPath	fp = {&l, false, 0};
 
 		relation_close(rel, NoLock);
-		edata = in_subtransaction(run, fast_path_step, &fp);
+		edata = retention_run_as(run->owner, fast_path_step, &fp);
 		if (edata == NULL && fp.truncated)
 		{
 			counts->deleted += fp.rows;
@@ -662,12 +639,12 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 		l.skip_locked = false;
 		MemoryContextReset(batch_cxt);
 		oldcxt = MemoryContextSwitchTo(batch_cxt);
-		edata = in_subtransaction(run, batch_step, &l);
+		edata = retention_run_as(run->owner, batch_step, &l);
 		if (edata != NULL && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 		{
 			/* someone holds a row: take what is free, the rest next time */
 			l.skip_locked = true;
-			edata = in_subtransaction(run, batch_step, &l);
+			edata = retention_run_as(run->owner, batch_step, &l);
 		}
 		MemoryContextSwitchTo(oldcxt);
 		if (edata != NULL)
@@ -806,8 +783,7 @@ table_start_step(void *arg)
 		ts->log_id = insert_log(ts->run, ts->relid, "running", NULL,
 								estimate_rows(ts->leaves));
 
-	ts->has_holds = table_has_holds(ts->relid, ts->run->cutoff);
-
+	ts->has_holds = retention_table_has_holds(ts->relid, ts->run->cutoff);
 }
 
 typedef struct TableFinish
@@ -889,7 +865,7 @@ sweep_table(SweepRun *run, Oid relid)
 
 	PG_TRY();
 	{
-		edata = in_subtransaction(run, table_start_step, &ts);
+		edata = retention_run_as(run->owner, table_start_step, &ts);
 		sweep_commit(run);
 		if (edata == NULL)
 		{

@@ -42,7 +42,6 @@
 /* how much of a rejected value an error message quotes */
 #define MAX_QUOTED_LEN	40
 
-#define PSEUDONYM_HEX_LEN 24
 
 /*
  * Report invalid input for type kind: message names the type and the value
