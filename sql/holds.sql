@@ -122,6 +122,18 @@ SELECT * FROM retention.consent;
 RESET ROLE;
 DROP ROLE regress_clerk;
 
+-- dropping a table releases its holds (its OID may be given to another)
+CREATE TABLE cdr_gone (caller retention.msisdn(billing), ended_at timestamptz);
+SELECT retention.protect('cdr_gone', 'ended_at', subscriber => 'caller');
+SELECT retention.hold('cdr_gone', '33611111110', now() - interval '1 year', now(),
+					  'judicial_request', 'PV-GONE', now() + interval '1 month') AS gone_hold \gset
+SELECT retention.unprotect('cdr_gone');
+DROP TABLE cdr_gone;
+SELECT released_at IS NOT NULL AS released, released_by = session_user AS by_dropper, release_note
+  FROM retention.hold WHERE id = :gone_hold;
+SELECT action, object, details - 'hold' AS details, (details->>'hold')::bigint = :gone_hold AS that_hold
+  FROM retention.audit_log ORDER BY id DESC LIMIT 1;
+
 SELECT retention.unprotect('cdr');
 DROP TABLE cdr;
 DELETE FROM retention.consent;

@@ -1651,8 +1651,9 @@ BEGIN
 END
 $$;
 
--- dropped: a protected table leaves the catalog; its triggers and its
--- anchor columns go only with it, or by unprotect()
+-- dropped: a protected table leaves the catalog, a dropped table's holds
+-- are released; a protected table's triggers and its anchor columns go
+-- only with it, or by unprotect()
 CREATE FUNCTION retention._guard_drop()
 RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -1660,6 +1661,7 @@ SET search_path = pg_catalog, retention
 AS $$
 DECLARE
 	o		record;
+	h		record;
 	p		retention.protected_table;
 	rel		regclass;
 BEGIN
@@ -1669,6 +1671,17 @@ BEGIN
 			IF FOUND THEN
 				PERFORM retention._audit('drop', o.object_identity);
 			END IF;
+			-- its rows are gone; an active hold left behind would hold the
+			-- rows of the next table given the same OID
+			FOR h IN UPDATE retention.hold
+						SET released_at = now(), released_by = session_user,
+							release_note = format('table %s dropped', o.object_identity)
+					  WHERE relid::oid = o.objid AND released_at IS NULL
+					 RETURNING id, reference LOOP
+				PERFORM retention._audit('release', o.object_identity,
+										 jsonb_build_object('hold', h.id, 'reference', h.reference,
+															'note', 'table dropped'));
+			END LOOP;
 		ELSIF o.object_type = 'trigger' AND o.original AND o.address_names[3] LIKE 'retention\_expire\_%' THEN
 			rel := to_regclass(format('%I.%I', o.address_names[1], o.address_names[2]));
 			IF rel IS NOT NULL AND retention._is_protected(rel) IS NOT NULL
