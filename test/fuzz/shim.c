@@ -12,9 +12,9 @@
  * pg_encoding_verifymbstr are the real ones, from libpgcommon), ereport()
  * that longjmps to the innermost PG_TRY() like the backend's.  The
  * differences serve the sanitizers: every palloc is a malloc of its own,
- * so AddressSanitizer sees a chunk's end, and its bytes are clobbered; the
- * unused tail of a StringInfo buffer is poisoned, so reading past the
- * terminating NUL is caught; memory is freed all at once by
+ * so AddressSanitizer sees a chunk's end, and its bytes are clobbered (a
+ * StringInfo's unused tail too, so what is read past its terminating NUL
+ * is garbage the properties catch); memory is freed all at once by
  * fuzz_reset_memory(), as a memory context reset would.
  *
  * This is test code: it is not part of the extension, and nothing in src/
@@ -27,8 +27,6 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
-
-#include <sanitizer/asan_interface.h>
 
 #include "access/tupmacs.h"
 #include "catalog/pg_type.h"
@@ -221,22 +219,13 @@ psprintf(const char *fmt,...)
 }
 
 /* ---------------------------------------------------------------------
- * StringInfo (src/common/stringinfo.c), with the unused tail poisoned
+ * StringInfo (src/common/stringinfo.c).  The buffer is malloc'd at exactly
+ * maxlen bytes, so AddressSanitizer reports any write past it.  The bytes
+ * between len and maxlen are writable, as in PostgreSQL, where
+ * appendStringInfoCharMacro() and callers that checked maxlen themselves
+ * (src/types.c's append_bytes()) write there directly.
  * ---------------------------------------------------------------------
  */
-static void
-stringinfo_poison(StringInfo str)
-{
-	ASAN_UNPOISON_MEMORY_REGION(str->data, str->maxlen);
-	ASAN_POISON_MEMORY_REGION(str->data + str->len + 1, str->maxlen - str->len - 1);
-}
-
-static void
-stringinfo_unpoison(StringInfo str)
-{
-	ASAN_UNPOISON_MEMORY_REGION(str->data, str->maxlen);
-}
-
 StringInfo
 makeStringInfo(void)
 {
@@ -259,11 +248,9 @@ initStringInfo(StringInfo str)
 void
 resetStringInfo(StringInfo str)
 {
-	ASAN_UNPOISON_MEMORY_REGION(str->data, str->maxlen);
 	str->data[0] = '\0';
 	str->len = 0;
 	str->cursor = 0;
-	stringinfo_poison(str);
 }
 
 void
@@ -288,12 +275,9 @@ enlargeStringInfo(StringInfo str, int needed)
 			newlen = 2 * newlen;
 		if (newlen > (int) MaxAllocSize)
 			newlen = (int) MaxAllocSize;
-		stringinfo_unpoison(str);
 		str->data = (char *) repalloc(str->data, newlen);
 		str->maxlen = newlen;
 	}
-	/* the caller may now write what it asked room for, directly */
-	ASAN_UNPOISON_MEMORY_REGION(str->data, needed);
 }
 
 int
@@ -305,16 +289,13 @@ appendStringInfoVA(StringInfo str, const char *fmt, va_list args)
 	avail = str->maxlen - str->len;
 	if (avail < 16)
 		return 32;
-	stringinfo_unpoison(str);
 	nprinted = pvsnprintf(str->data + str->len, (size_t) avail, fmt, args);
 	if (nprinted < (size_t) avail)
 	{
 		str->len += (int) nprinted;
-		stringinfo_poison(str);
 		return 0;
 	}
 	str->data[str->len] = '\0';
-	stringinfo_poison(str);
 	return (int) nprinted;
 }
 
@@ -346,7 +327,6 @@ appendBinaryStringInfo(StringInfo str, const char *data, int datalen)
 	memcpy(str->data + str->len, data, datalen);
 	str->len += datalen;
 	str->data[str->len] = '\0';
-	stringinfo_poison(str);
 }
 
 void
@@ -368,11 +348,9 @@ appendStringInfoChar(StringInfo str, char ch)
 {
 	if (str->len + 1 >= str->maxlen)
 		enlargeStringInfo(str, 1);
-	stringinfo_unpoison(str);
 	str->data[str->len] = ch;
 	str->len++;
 	str->data[str->len] = '\0';
-	stringinfo_poison(str);
 }
 
 void
@@ -384,7 +362,6 @@ appendStringInfoSpaces(StringInfo str, int count)
 		memset(str->data + str->len, ' ', count);
 		str->len += count;
 		str->data[str->len] = '\0';
-		stringinfo_poison(str);
 	}
 }
 
