@@ -88,6 +88,18 @@ SELECT retention.set_window('network_security', '1 day');
 INSERT INTO cdr VALUES (6, '33655555555', NULL, NULL, '208-01-3-31', '208-01-3-32', now() - interval '2 days', now() - interval '2 days', 1);
 SELECT id, cell, netcell FROM cdr WHERE id = 6;
 SELECT retention.set_window('network_security', '3 months');
+-- and within one statement, whose writes all decide as of its start: the
+-- write after the change has the new window
+DO $$
+BEGIN
+	INSERT INTO cdr VALUES (8, '33655555555', NULL, NULL, '208-01-3-31', '208-01-3-32', now() - interval '2 days', now() - interval '2 days', 1);
+	PERFORM retention.set_window('network_security', '1 day');
+	INSERT INTO cdr VALUES (9, '33655555555', NULL, NULL, '208-01-3-31', '208-01-3-32', now() - interval '2 days', now() - interval '2 days', 1);
+	PERFORM retention.set_window('network_security', '3 months');
+END
+$$;
+SELECT id, cell, netcell FROM cdr WHERE id IN (8, 9) ORDER BY id;
+DELETE FROM cdr WHERE id IN (8, 9);
 
 -- methods: erase by default; generalize and hash per column (audited)
 SELECT retention.set_method('cdr', 'netcell', 'generalize');

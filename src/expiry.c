@@ -72,12 +72,16 @@ static SPIPlanPtr consent_plan = NULL;
 static bool owner_valid = false;
 static Oid	extension_owner = InvalidOid;
 
+/* bumped by every flush: what callers derived from the caches is stale */
+uint64		retention_cache_generation = 0;
+
 static void
 expiry_flush(Oid relid)
 {
 	int			i;
 	bool		all = !OidIsValid(relid);
 
+	retention_cache_generation++;
 	for (i = 0; i < NUM_CATALOG_RELS && !all; i++)
 		if (catalog_rels[i] == relid)
 			all = true;
@@ -590,6 +594,52 @@ expiry_due_columns(const RetentionTable *t, const RetentionCutoffs *cut,
 	}
 	*fully_due = (t->ncolumns > 0 && due == (UINT64CONST(1) << (t->ncolumns - 1) << 1) - 1);
 	return due;
+}
+
+/*
+ * expiry_due_bound: the latest ended_at at which some tagged column of a
+ * complete row of t, without consent or hold, is due at cut.  *exact when
+ * such a row has something due if and only if its ended_at is at or before
+ * the bound.  Otherwise (a column whose deadline is not ended_at's: one
+ * kept for billing under a billing anchor, for no purpose, or for
+ * marketing only) the bound is still true of every row with something due
+ * that ended by cut->now, which is all a prefilter needs.
+ */
+TimestampTz
+expiry_due_bound(const RetentionTable *t, const RetentionCutoffs *cut, bool *exact)
+{
+	TimestampTz bound = DT_NOBEGIN;
+	int			i,
+				p;
+
+	*exact = true;
+	for (i = 0; i < t->ncolumns; i++)
+	{
+		/* due once ended_at is at or before the earliest of its purposes' cutoffs */
+		TimestampTz b = DT_NOEND;
+
+		for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
+		{
+			if ((t->columns[i].purposes & PURPOSE_BIT(p)) == 0 || p == RETENTION_MARKETING)
+				continue;
+			if (p == RETENTION_BILLING && t->anchor != InvalidAttrNumber)
+			{
+				/* due when the anchor's window ends, whatever ended_at is */
+				b = Min(b, cut->now);
+				*exact = false;
+			}
+			else
+				b = Min(b, cut->cutoff[p]);
+		}
+		if (b == DT_NOEND)
+		{
+			/* no purpose but marketing: due when the call ends */
+			b = cut->now;
+			*exact = false;
+		}
+		bound = Max(bound, b);
+	}
+	return bound;
 }
 
 static TimestampTz

@@ -100,6 +100,9 @@ typedef struct RetentionRow
 extern RetentionTable *retention_table(Oid relid);
 
 extern void retention_cutoffs(TimestampTz now, RetentionCutoffs *cut);
+extern uint64 retention_cache_generation;
+extern TimestampTz expiry_due_bound(const RetentionTable *t, const RetentionCutoffs *cut,
+									bool *exact);
 extern uint64 expiry_due_columns(const RetentionTable *t, const RetentionCutoffs *cut,
 								 const RetentionRow *row, bool *fully_due);
 

@@ -219,29 +219,9 @@ qualified_name(Oid relid)
 TimestampTz
 retention_table_maxcut(const RetentionTable *t, const RetentionCutoffs *cut)
 {
-	TimestampTz maxcut = DT_NOBEGIN;
-	int			i,
-				p;
+	bool		exact;
+	TimestampTz maxcut = expiry_due_bound(t, cut, &exact);
 
-	for (i = 0; i < t->ncolumns; i++)
-	{
-		/* due once ended_at is at or before the earliest of its purposes' cutoffs */
-		TimestampTz bound = DT_NOEND;
-
-		for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
-		{
-			TimestampTz c;
-
-			if ((t->columns[i].purposes & PURPOSE_BIT(p)) == 0 || p == RETENTION_MARKETING)
-				continue;
-			c = (p == RETENTION_BILLING && t->anchor != InvalidAttrNumber) ?
-				cut->now : cut->cutoff[p];
-			bound = Min(bound, c);
-		}
-		if (bound == DT_NOEND)	/* no purpose but marketing: due when it ends */
-			bound = cut->now;
-		maxcut = Max(maxcut, bound);
-	}
 	if (t->ended_at_type == TIMESTAMPOID && !TIMESTAMP_NOT_FINITE(maxcut))
 		maxcut += (TimestampTz) 15 * USECS_PER_HOUR;
 	return maxcut;

@@ -394,46 +394,86 @@ retention_expire_after(PG_FUNCTION_ARGS)
 }
 
 /*
+ * What retention_due_at_write() keeps between the rows of a statement: the
+ * argument types, and the bound of expiry_due_bound() for one table at one
+ * decision time, while no cache was flushed.
+ */
+typedef struct DueAtWriteCache
+{
+	Oid			types[3];
+	bool		valid;
+	uint64		generation;
+	TimestampTz now;
+	Oid			relid;
+	bool		protected;
+	bool		exact;
+	TimestampTz bound;
+} DueAtWriteCache;
+
+/*
  * retention_due_at_write(tableoid, ended_at [, billing_anchor]): the WHEN
  * prefilter of the AFTER trigger.  True when some tagged column of a row
  * with these anchors would be due now if no consent or hold kept it: only
- * such rows queue a trigger event.
+ * such rows queue a trigger event.  It runs for every row written, COPY's
+ * included: where ended_at alone decides, one comparison with a bound
+ * computed once per statement answers.
  */
 Datum
 retention_due_at_write(PG_FUNCTION_ARGS)
 {
+	DueAtWriteCache *cache = (DueAtWriteCache *) fcinfo->flinfo->fn_extra;
 	RetentionTable *t;
 	RetentionCutoffs cut;
 	RetentionRow row;
+	TimestampTz now;
+	Oid			relid;
 	bool		fully_due;
-	Oid		   *types;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_BOOL(false);
-	t = retention_table(PG_GETARG_OID(0));
-	if (!OidIsValid(t->protected_relid) || t->ncolumns == 0)
-		PG_RETURN_BOOL(false);
-
-	/* the argument types, looked up once per expression */
-	types = (Oid *) fcinfo->flinfo->fn_extra;
-	if (types == NULL)
+	if (cache == NULL)
 	{
-		types = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid) * 3);
-		types[1] = get_fn_expr_argtype(fcinfo->flinfo, 1);
-		types[2] = PG_NARGS() > 2 ? get_fn_expr_argtype(fcinfo->flinfo, 2) : InvalidOid;
-		fcinfo->flinfo->fn_extra = types;
+		cache = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(DueAtWriteCache));
+		cache->types[1] = get_fn_expr_argtype(fcinfo->flinfo, 1);
+		cache->types[2] = PG_NARGS() > 2 ? get_fn_expr_argtype(fcinfo->flinfo, 2) : InvalidOid;
+		fcinfo->flinfo->fn_extra = cache;
 	}
 
 	memset(&row, 0, sizeof(row));
-	row.ended_at = (types[1] == TIMESTAMPOID) ?
+	row.ended_at = (cache->types[1] == TIMESTAMPOID) ?
 		retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(1)) : PG_GETARG_TIMESTAMPTZ(1);
+
+	now = decision_time();
+	relid = PG_GETARG_OID(0);
+	if (!cache->valid || cache->generation != retention_cache_generation ||
+		cache->now != now || cache->relid != relid)
+	{
+		/* a flush while this is computed makes the next row compute again */
+		cache->generation = retention_cache_generation;
+		t = retention_table(relid);
+		cache->protected = OidIsValid(t->protected_relid) && t->ncolumns > 0;
+		if (cache->protected)
+		{
+			retention_cutoffs(now, &cut);
+			cache->bound = expiry_due_bound(t, &cut, &cache->exact);
+		}
+		cache->now = now;
+		cache->relid = relid;
+		cache->valid = true;
+	}
+	if (!cache->protected)
+		PG_RETURN_BOOL(false);
+	if (cache->exact)
+		PG_RETURN_BOOL(row.ended_at <= cache->bound);
+
+	t = retention_table(relid);
 	if (PG_NARGS() > 2 && !PG_ARGISNULL(2))
 	{
-		row.billing_anchor = (types[2] == TIMESTAMPOID) ?
+		row.billing_anchor = (cache->types[2] == TIMESTAMPOID) ?
 			retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(2)) : PG_GETARG_TIMESTAMPTZ(2);
 		row.has_anchor = true;
 	}
-	retention_cutoffs(decision_time(), &cut);
+	retention_cutoffs(now, &cut);
 	PG_RETURN_BOOL(expiry_due_columns(t, &cut, &row, &fully_due) != 0);
 }
 
