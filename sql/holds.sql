@@ -122,6 +122,29 @@ SELECT * FROM retention.consent;
 RESET ROLE;
 DROP ROLE regress_clerk;
 
+-- a hold also keeps what a late write brings in.  Placed between two writes
+-- of one transaction, on a table with no hold before, it holds the second
+CREATE TABLE cdr_w (caller retention.msisdn(billing), cell retention.cell(network_security),
+					ended_at timestamptz);
+SELECT retention.protect('cdr_w', 'ended_at', subscriber => 'caller');
+BEGIN;
+INSERT INTO cdr_w VALUES ('33688888888', '208-01-1-3', now() - interval '14 months');
+SELECT retention.hold('cdr_w', '33688888888', now() - interval '2 years', now(),
+					  'judicial_request', 'PV-W2', now() + interval '1 month') > 0 AS held;
+INSERT INTO cdr_w VALUES ('33688888888', '208-01-1-4', now() - interval '14 months');
+COMMIT;
+SELECT caller, cell FROM cdr_w ORDER BY caller, cell;
+-- in one statement, the held subscriber's row stays whole, the other one's,
+-- fully due, is deleted
+SELECT retention.hold('cdr_w', '33611111111', now() - interval '2 years', now(),
+					  'judicial_request', 'PV-W1', now() + interval '1 month') > 0 AS held;
+INSERT INTO cdr_w VALUES ('33611111111', '208-01-1-1', now() - interval '14 months'),
+						 ('33699999999', '208-01-1-2', now() - interval '14 months');
+SELECT caller, cell FROM cdr_w ORDER BY caller, cell;
+SELECT retention.unprotect('cdr_w');
+DELETE FROM retention.write_log WHERE relid = 'cdr_w'::regclass;
+DROP TABLE cdr_w;
+
 -- dropping a table releases its holds (its OID may be given to another)
 CREATE TABLE cdr_gone (caller retention.msisdn(billing), ended_at timestamptz);
 SELECT retention.protect('cdr_gone', 'ended_at', subscriber => 'caller');

@@ -62,6 +62,13 @@
 #define retention_spi_commit() SPI_commit()
 #endif
 
+/* a backend's local transaction id moved into its virtual transaction id in 17 */
+#if PG_VERSION_NUM >= 170000
+#define RETENTION_LXID (MyProc->vxid.lxid)
+#else
+#define RETENTION_LXID (MyProc->lxid)
+#endif
+
 /* InitMaterializedSRF() (15) sets up a set-returning function's tuplestore */
 #if PG_VERSION_NUM < 150000
 #include "funcapi.h"

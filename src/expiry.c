@@ -29,11 +29,13 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/partition.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgtime.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/guc.h"
@@ -673,6 +675,36 @@ expiry_read_row(const RetentionTable *t, const Datum *values, const bool *isnull
 }
 
 /*
+ * Whether an active hold keeps rows of t's protected table, as the current
+ * command sees it.  Asked once per command and table, since the rows of
+ * one command all see the same holds: a COPY into a table without any
+ * does not look them up row by row.  The caller runs as the extension's
+ * owner.
+ */
+static bool
+command_has_holds(const RetentionTable *t)
+{
+	static LocalTransactionId lxid = InvalidLocalTransactionId;
+	static CommandId cid = InvalidCommandId;
+	static Oid	relid = InvalidOid;
+	static uint64 generation = 0;
+	static bool result = true;
+	CommandId	cur = GetCurrentCommandId(false);
+	uint64		gen = retention_cache_generation;
+
+	if (RETENTION_LXID == lxid && cur == cid && relid == t->protected_relid &&
+		gen == generation)
+		return result;
+	result = retention_table_has_holds(t->protected_relid,
+									   GetCurrentTransactionStartTimestamp(), false);
+	lxid = RETENTION_LXID;
+	cid = cur;
+	relid = t->protected_relid;
+	generation = gen;
+	return result;
+}
+
+/*
  * expiry_lookup_row: if need_holds, the holds on the row and, if
  * need_consent, the subscriber's marketing consent.  Reads retention.hold
  * and retention.consent as the extension's owner: the writing role may not.
@@ -701,7 +733,7 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
 	nestlevel = retention_pin_search_path();
 	SPI_connect();
 
-	if (need_holds)
+	if (need_holds && command_has_holds(t))
 	{
 		if (hold_plan == NULL)
 		{
@@ -759,12 +791,13 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
 
 /*
  * Does an active hold (as of moment) keep rows of the protected table
- * root?  Where none does, rows need no hold lookup.  Read with a fresh
- * snapshot (not read-only): a sweep batch asks after waiting for a hold
- * being placed, and must see it.
+ * root?  Where none does, rows need no hold lookup.  With fresh, read with
+ * a new snapshot: a sweep batch asks after waiting for a hold being
+ * placed, and must see it; otherwise with the current command's, as its
+ * row-by-row lookups read.
  */
 bool
-retention_table_has_holds(Oid root, TimestampTz moment)
+retention_table_has_holds(Oid root, TimestampTz moment, bool fresh)
 {
 	bool		isnull;
 	bool		result;
@@ -776,7 +809,7 @@ retention_table_has_holds(Oid root, TimestampTz moment)
 								"AND h.released_at IS NULL AND (h.until IS NULL OR h.until > $2))",
 								2, (Oid[]) {OIDOID, TIMESTAMPTZOID},
 								(Datum[]) {ObjectIdGetDatum(root), TimestampTzGetDatum(moment)},
-								NULL, false, 1);
+								NULL, !fresh, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -111,7 +111,7 @@ extern bool expiry_read_row(const RetentionTable *t, const Datum *values,
 extern void expiry_lookup_row(const RetentionTable *t, const Datum *values,
 							  const bool *isnull, RetentionRow *row,
 							  bool need_holds, bool need_consent);
-extern bool retention_table_has_holds(Oid root, TimestampTz moment);
+extern bool retention_table_has_holds(Oid root, TimestampTz moment, bool fresh);
 extern bool expiry_apply(const RetentionTable *t, uint64 due, bool fully_due,
 						 Datum *values, bool *isnull, bool *replace);
 extern bool expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_due,

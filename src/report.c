@@ -59,7 +59,8 @@ retention_row_args_sql(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
 	Oid			root = protected_root(relid);
-	bool		has_holds = retention_table_has_holds(root, GetCurrentTransactionStartTimestamp());
+	bool		has_holds = retention_table_has_holds(root, GetCurrentTransactionStartTimestamp(),
+													  false);
 
 	PG_RETURN_TEXT_P(cstring_to_text(retention_row_args(relid, root, has_holds,
 														"statement_timestamp()", NULL)));

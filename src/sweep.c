@@ -312,7 +312,7 @@ batch_step(void *arg)
 	/* a hold being placed on this table finishes first; then it counts */
 	run_sql("SELECT pg_catalog.pg_advisory_xact_lock_shared($1)", 1, (Oid[]) {INT8OID},
 			(Datum[]) {Int64GetDatum((HOLD_LOCK_PREFIX << 32) | (int64) l->root)}, SPI_OK_SELECT);
-	if (!l->has_holds && retention_table_has_holds(l->root, l->run->cutoff))
+	if (!l->has_holds && retention_table_has_holds(l->root, l->run->cutoff, true))
 	{
 		l->has_holds = true;
 		l->status_expr = MemoryContextStrdup(l->cxt,
@@ -461,7 +461,7 @@ fast_path_step(void *arg)
 	run_sql(psprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", l->qualified), 0, NULL, NULL,
 			SPI_OK_UTILITY);
 	/* nothing held in it (holds are placed by subscriber and time range) */
-	if (!l->has_holds && retention_table_has_holds(l->root, l->run->cutoff))
+	if (!l->has_holds && retention_table_has_holds(l->root, l->run->cutoff, true))
 	{
 		l->has_holds = true;
 		l->status_expr = MemoryContextStrdup(l->cxt,
@@ -763,7 +763,7 @@ table_start_step(void *arg)
 		ts->log_id = insert_log(ts->run, ts->relid, "running", NULL,
 								estimate_rows(ts->leaves));
 
-	ts->has_holds = retention_table_has_holds(ts->relid, ts->run->cutoff);
+	ts->has_holds = retention_table_has_holds(ts->relid, ts->run->cutoff, true);
 }
 
 typedef struct TableFinish
