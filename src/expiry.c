@@ -32,6 +32,7 @@
 #include "access/xact.h"
 #include "catalog/partition.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgtime.h"
@@ -67,8 +68,7 @@ static Oid	catalog_rels[NUM_CATALOG_RELS];
 static bool tz_valid = false;
 static pg_tz *retention_tz = NULL;
 
-/* lookups of holds and consents, prepared once per backend */
-static SPIPlanPtr hold_plan = NULL;
+/* the lookup of consents, prepared once per backend */
 static SPIPlanPtr consent_plan = NULL;
 
 static bool owner_valid = false;
@@ -674,33 +674,148 @@ expiry_read_row(const RetentionTable *t, const Datum *values, const bool *isnull
 	return true;
 }
 
-/*
- * Whether an active hold keeps rows of t's protected table, as the current
- * command sees it.  Asked once per command and table, since the rows of
- * one command all see the same holds: a COPY into a table without any
- * does not look them up row by row.  The caller runs as the extension's
- * owner.
+/* -------------------------------------------------------------------------
+ * Holds, as the current command sees them
+ * -------------------------------------------------------------------------
  */
-static bool
-command_has_holds(const RetentionTable *t)
-{
-	static LocalTransactionId lxid = InvalidLocalTransactionId;
-	static CommandId cid = InvalidCommandId;
-	static Oid	relid = InvalidOid;
-	static uint64 generation = 0;
-	static bool result = true;
-	CommandId	cur = GetCurrentCommandId(false);
-	uint64		gen = retention_cache_generation;
 
-	if (RETENTION_LXID == lxid && cur == cid && relid == t->protected_relid &&
-		gen == generation)
-		return result;
-	result = retention_table_has_holds(t->protected_relid,
-									   GetCurrentTransactionStartTimestamp(), false);
-	lxid = RETENTION_LXID;
-	cid = cur;
-	relid = t->protected_relid;
-	generation = gen;
+/* one active hold on a subscriber's calls ended in [from, to] */
+typedef struct HoldEntry
+{
+	struct HoldEntry *next;		/* in the same bucket */
+	uint32		hash;
+	int			len;
+	char	   *subscriber;
+	TimestampTz from;
+	TimestampTz to;
+	RetentionHold hold;
+} HoldEntry;
+
+/*
+ * The active holds of one protected table, read once per command: the rows
+ * of one command all see the same holds (its snapshot), so that a COPY does
+ * not query retention.hold row by row.  Valid for one backend transaction,
+ * command, table and cache generation.
+ */
+static MemoryContext HoldSetContext = NULL;
+static HoldEntry **hold_buckets = NULL;
+static int	hold_nbuckets = 0;
+static int	hold_count = 0;
+static LocalTransactionId hold_lxid = InvalidLocalTransactionId;
+static CommandId hold_cid = InvalidCommandId;
+static Oid	hold_relid = InvalidOid;
+static uint64 hold_generation = 0;
+
+static uint32
+hold_hash(const char *str, int len)
+{
+	return DatumGetUInt32(hash_any((const unsigned char *) str, len));
+}
+
+/* read the active holds of t's protected table, as the extension's owner */
+static void
+load_holds(const RetentionTable *t)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			nestlevel;
+	int			ret;
+	uint64		i;
+	MemoryContext oldcxt;
+
+	if (HoldSetContext == NULL)
+		HoldSetContext = AllocSetContextCreate(TopMemoryContext, "retention holds",
+											   ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(HoldSetContext);
+	hold_buckets = NULL;
+	hold_nbuckets = 0;
+	hold_count = 0;
+	hold_lxid = InvalidLocalTransactionId;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(retention_extension_owner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+	nestlevel = retention_pin_search_path();
+	SPI_connect();
+	ret = SPI_execute_with_args("SELECT subscriber, from_ts, to_ts, reason = 'billing_dispute' "
+								"FROM retention.hold WHERE relid::oid = $1 "
+								"AND released_at IS NULL AND (until IS NULL OR until > $2)",
+								2, (Oid[]) {OIDOID, TIMESTAMPTZOID},
+								(Datum[]) {ObjectIdGetDatum(t->protected_relid),
+									TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
+								NULL, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+
+	oldcxt = MemoryContextSwitchTo(HoldSetContext);
+	hold_nbuckets = 1;
+	while (hold_nbuckets < (int) Min(SPI_processed, (uint64) 1 << 20))
+		hold_nbuckets <<= 1;
+	hold_buckets = palloc0(sizeof(HoldEntry *) * hold_nbuckets);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		HoldEntry  *h = palloc(sizeof(HoldEntry));
+		text	   *sub;
+		bool		isnull;
+
+		sub = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
+		h->len = VARSIZE_ANY_EXHDR(sub);
+		h->subscriber = pnstrdup(VARDATA_ANY(sub), h->len);
+		h->hash = hold_hash(h->subscriber, h->len);
+		h->from = DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull));
+		h->to = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+		h->hold = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)) ? HOLD_BILLING : HOLD_ALL;
+		h->next = hold_buckets[h->hash & (hold_nbuckets - 1)];
+		hold_buckets[h->hash & (hold_nbuckets - 1)] = h;
+		hold_count++;
+	}
+	MemoryContextSwitchTo(oldcxt);
+
+	SPI_finish();
+	retention_unpin_search_path(nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/* what the active holds keep of subscriber's row ended at ended_at */
+static RetentionHold
+command_hold(const RetentionTable *t, Datum subscriber, TimestampTz ended_at)
+{
+	CommandId	cid = GetCurrentCommandId(false);
+	uint64		generation = retention_cache_generation;
+	text	   *sub;
+	const char *str;
+	int			len;
+	uint32		hash;
+	HoldEntry  *h;
+	RetentionHold result = HOLD_NONE;
+
+	if (RETENTION_LXID != hold_lxid || cid != hold_cid ||
+		t->protected_relid != hold_relid || generation != hold_generation)
+	{
+		load_holds(t);
+		hold_lxid = RETENTION_LXID;
+		hold_cid = cid;
+		hold_relid = t->protected_relid;
+		hold_generation = generation;
+	}
+	if (hold_count == 0)
+		return HOLD_NONE;
+
+	sub = DatumGetTextPP(subscriber);
+	str = VARDATA_ANY(sub);
+	len = VARSIZE_ANY_EXHDR(sub);
+	hash = hold_hash(str, len);
+	for (h = hold_buckets[hash & (hold_nbuckets - 1)]; h != NULL; h = h->next)
+	{
+		if (h->hash != hash || h->len != len || memcmp(h->subscriber, str, len) != 0)
+			continue;
+		if (ended_at < h->from || ended_at > h->to)
+			continue;
+		result = Max(result, h->hold);
+	}
 	return result;
 }
 
@@ -717,14 +832,15 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
 	int			save_sec_context;
 	Datum		subscriber;
 	int			ret;
-	bool		n;
 	int			nestlevel;
 
 	if (t->subscriber == InvalidAttrNumber || isnull[t->subscriber - 1])
 		return;
-	if (!need_holds && !need_consent)
-		return;
 	subscriber = values[t->subscriber - 1];
+	if (need_holds)
+		row->hold = command_hold(t, subscriber, row->ended_at);
+	if (!need_consent)
+		return;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(retention_extension_owner(),
@@ -732,58 +848,23 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
 						   SECURITY_NOFORCE_RLS);
 	nestlevel = retention_pin_search_path();
 	SPI_connect();
-
-	if (need_holds && command_has_holds(t))
+	if (consent_plan == NULL)
 	{
-		if (hold_plan == NULL)
-		{
-			hold_plan = SPI_prepare("SELECT max(CASE WHEN reason = 'billing_dispute' THEN 1 ELSE 2 END) "
-									"FROM retention.hold "
-									"WHERE relid::oid = $1 AND subscriber = $2 "
-									"AND released_at IS NULL AND (until IS NULL OR until > $4) "
-									"AND $3 BETWEEN from_ts AND to_ts",
-									4, (Oid[]) {OIDOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID});
-			if (hold_plan == NULL)
-				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-			SPI_keepplan(hold_plan);
-		}
-		ret = SPI_execute_plan(hold_plan,
-							   (Datum[]) {ObjectIdGetDatum(t->protected_relid), subscriber,
-								   TimestampTzGetDatum(row->ended_at),
-								   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
-							   NULL, true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed == 1)
-		{
-			Datum		h = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &n);
-
-			if (!n)
-				row->hold = DatumGetInt32(h) == 1 ? HOLD_BILLING : HOLD_ALL;
-		}
-	}
-
-	if (need_consent)
-	{
+		consent_plan = SPI_prepare("SELECT 1 FROM retention.consent "
+								   "WHERE subscriber = $1 AND withdrawn_at IS NULL "
+								   "AND least(valid_until, contract_end) > $2",
+								   2, (Oid[]) {TEXTOID, TIMESTAMPTZOID});
 		if (consent_plan == NULL)
-		{
-			consent_plan = SPI_prepare("SELECT 1 FROM retention.consent "
-									   "WHERE subscriber = $1 AND withdrawn_at IS NULL "
-									   "AND least(valid_until, contract_end) > $2",
-									   2, (Oid[]) {TEXTOID, TIMESTAMPTZOID});
-			if (consent_plan == NULL)
-				elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-			SPI_keepplan(consent_plan);
-		}
-		ret = SPI_execute_plan(consent_plan,
-							   (Datum[]) {subscriber,
-								   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
-							   NULL, true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-		row->consent = (SPI_processed == 1);
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(consent_plan);
 	}
-
+	ret = SPI_execute_plan(consent_plan,
+						   (Datum[]) {subscriber,
+							   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
+						   NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	row->consent = (SPI_processed == 1);
 	SPI_finish();
 	retention_unpin_search_path(nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
