@@ -68,7 +68,8 @@ static Oid	catalog_rels[NUM_CATALOG_RELS];
 static bool tz_valid = false;
 static pg_tz *retention_tz = NULL;
 
-/* the lookup of consents, prepared once per backend */
+/* the reads of holds and consents, prepared once per backend */
+static SPIPlanPtr holds_plan = NULL;
 static SPIPlanPtr consent_plan = NULL;
 
 static bool owner_valid = false;
@@ -738,15 +739,23 @@ load_holds(const RetentionTable *t)
 						   SECURITY_NOFORCE_RLS);
 	nestlevel = retention_pin_search_path();
 	SPI_connect();
-	ret = SPI_execute_with_args("SELECT subscriber, from_ts, to_ts, reason = 'billing_dispute' "
-								"FROM retention.hold WHERE relid::oid = $1 "
-								"AND released_at IS NULL AND (until IS NULL OR until > $2)",
-								2, (Oid[]) {OIDOID, TIMESTAMPTZOID},
-								(Datum[]) {ObjectIdGetDatum(t->protected_relid),
-									TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
-								NULL, true, 0);
+	/* prepared once: a command that rewrites rows reads the holds again */
+	if (holds_plan == NULL)
+	{
+		holds_plan = SPI_prepare("SELECT subscriber, from_ts, to_ts, reason = 'billing_dispute' "
+								 "FROM retention.hold WHERE relid::oid = $1 "
+								 "AND released_at IS NULL AND (until IS NULL OR until > $2)",
+								 2, (Oid[]) {OIDOID, TIMESTAMPTZOID});
+		if (holds_plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(holds_plan);
+	}
+	ret = SPI_execute_plan(holds_plan,
+						   (Datum[]) {ObjectIdGetDatum(t->protected_relid),
+							   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
+						   NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 
 	oldcxt = MemoryContextSwitchTo(HoldSetContext);
 	hold_nbuckets = 1;
