@@ -675,6 +675,59 @@ expiry_read_row(const RetentionTable *t, const Datum *values, const bool *isnull
 	return true;
 }
 
+/*
+ * The rules' lookups read catalog tables (holds, consents) that the writing
+ * role may not read: they run as the extension's owner, with search_path
+ * pinned, through SPI.  owner_spi_begin() and owner_spi_end() bracket them.
+ */
+typedef struct OwnerSPI
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			nestlevel;
+} OwnerSPI;
+
+static void
+owner_spi_begin(OwnerSPI *o)
+{
+	GetUserIdAndSecContext(&o->save_userid, &o->save_sec_context);
+	SetUserIdAndSecContext(retention_extension_owner(),
+						   o->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_NOFORCE_RLS);
+	o->nestlevel = retention_pin_search_path();
+	SPI_connect();
+}
+
+static void
+owner_spi_end(OwnerSPI *o)
+{
+	SPI_finish();
+	retention_unpin_search_path(o->nestlevel);
+	SetUserIdAndSecContext(o->save_userid, o->save_sec_context);
+}
+
+/*
+ * Run the query sql, read-only, with the current command's snapshot; its
+ * plan is prepared on first use and kept in *plan for the backend's life.
+ */
+static void
+run_kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
+			  Datum *values, long count)
+{
+	int			ret;
+
+	if (*plan == NULL)
+	{
+		*plan = SPI_prepare(sql, nargs, types);
+		if (*plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(*plan);
+	}
+	ret = SPI_execute_plan(*plan, values, NULL, true, count);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+}
+
 /* -------------------------------------------------------------------------
  * Holds, as the current command sees them
  * -------------------------------------------------------------------------
@@ -717,10 +770,7 @@ hold_hash(const char *str, int len)
 static void
 load_holds(const RetentionTable *t)
 {
-	Oid			save_userid;
-	int			save_sec_context;
-	int			nestlevel;
-	int			ret;
+	OwnerSPI	o;
 	uint64		i;
 	MemoryContext oldcxt;
 
@@ -733,29 +783,16 @@ load_holds(const RetentionTable *t)
 	hold_count = 0;
 	hold_lxid = InvalidLocalTransactionId;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(retention_extension_owner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_NOFORCE_RLS);
-	nestlevel = retention_pin_search_path();
-	SPI_connect();
-	/* prepared once: a command that rewrites rows reads the holds again */
-	if (holds_plan == NULL)
-	{
-		holds_plan = SPI_prepare("SELECT subscriber, from_ts, to_ts, reason = 'billing_dispute' "
-								 "FROM retention.hold WHERE relid::oid = $1 "
-								 "AND released_at IS NULL AND (until IS NULL OR until > $2)",
-								 2, (Oid[]) {OIDOID, TIMESTAMPTZOID});
-		if (holds_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(holds_plan);
-	}
-	ret = SPI_execute_plan(holds_plan,
-						   (Datum[]) {ObjectIdGetDatum(t->protected_relid),
-							   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
-						   NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	/* a kept plan: a command that rewrites rows reads the holds again */
+	owner_spi_begin(&o);
+	run_kept_plan(&holds_plan,
+				  "SELECT subscriber, from_ts, to_ts, reason = 'billing_dispute' "
+				  "FROM retention.hold WHERE relid::oid = $1 "
+				  "AND released_at IS NULL AND (until IS NULL OR until > $2)",
+				  2, (Oid[]) {OIDOID, TIMESTAMPTZOID},
+				  (Datum[]) {ObjectIdGetDatum(t->protected_relid),
+					  TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
+				  0);
 
 	oldcxt = MemoryContextSwitchTo(HoldSetContext);
 	hold_nbuckets = 1;
@@ -782,10 +819,7 @@ load_holds(const RetentionTable *t)
 		hold_count++;
 	}
 	MemoryContextSwitchTo(oldcxt);
-
-	SPI_finish();
-	retention_unpin_search_path(nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	owner_spi_end(&o);
 }
 
 /* what the active holds keep of subscriber's row ended at ended_at */
@@ -837,11 +871,8 @@ void
 expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnull,
 				  RetentionRow *row, bool need_holds, bool need_consent)
 {
-	Oid			save_userid;
-	int			save_sec_context;
+	OwnerSPI	o;
 	Datum		subscriber;
-	int			ret;
-	int			nestlevel;
 
 	if (t->subscriber == InvalidAttrNumber || isnull[t->subscriber - 1])
 		return;
@@ -851,32 +882,17 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
 	if (!need_consent)
 		return;
 
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(retention_extension_owner(),
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_NOFORCE_RLS);
-	nestlevel = retention_pin_search_path();
-	SPI_connect();
-	if (consent_plan == NULL)
-	{
-		consent_plan = SPI_prepare("SELECT 1 FROM retention.consent "
-								   "WHERE subscriber = $1 AND withdrawn_at IS NULL "
-								   "AND least(valid_until, contract_end) > $2",
-								   2, (Oid[]) {TEXTOID, TIMESTAMPTZOID});
-		if (consent_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(consent_plan);
-	}
-	ret = SPI_execute_plan(consent_plan,
-						   (Datum[]) {subscriber,
-							   TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
-						   NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+	owner_spi_begin(&o);
+	run_kept_plan(&consent_plan,
+				  "SELECT 1 FROM retention.consent "
+				  "WHERE subscriber = $1 AND withdrawn_at IS NULL "
+				  "AND least(valid_until, contract_end) > $2",
+				  2, (Oid[]) {TEXTOID, TIMESTAMPTZOID},
+				  (Datum[]) {subscriber,
+					  TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
+				  1);
 	row->consent = (SPI_processed == 1);
-	SPI_finish();
-	retention_unpin_search_path(nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	owner_spi_end(&o);
 }
 
 /*
