@@ -127,6 +127,48 @@ CALL retention.sweep('cdr');
 RESET client_min_messages;
 SELECT count(*) AS pruned_rows_left FROM retention.sweep_log WHERE run_id = -1;
 
+-- pacing: retention.max_wal_rate caps the WAL a sweep writes per second;
+-- the sweep pauses row by row, and its log says for how long
+CREATE TABLE cdr_paced (
+	id			integer PRIMARY KEY,
+	caller		retention.msisdn(billing, law_enforcement),
+	cell		retention.cell(network_security),
+	ended_at	timestamptz
+);
+INSERT INTO cdr_paced
+SELECT i, '336' || lpad(i::text, 8, '0'), '208-01-1-' || i, now() - interval '6 months'
+  FROM generate_series(1, 200) i;
+SELECT retention.protect('cdr_paced', 'ended_at', subscriber => 'caller');
+SET retention.max_wal_rate = '100kB';
+SET client_min_messages = warning;
+CALL retention.sweep('cdr_paced');
+RESET client_min_messages;
+SELECT status, rows_anonymized, paused > '0' AS paused FROM retention.sweep_log
+ WHERE relid = 'cdr_paced'::regclass ORDER BY id;
+SELECT count(cell) AS cells_left FROM cdr_paced;
+-- no limit, no pause (the sweeps above)
+SELECT count(*) FILTER (WHERE paused > '0') AS paused_unpaced FROM retention.sweep_log
+ WHERE id > :sweep0 AND relid <> 'cdr_paced'::regclass;
+-- a pause gives way to a cancel: the batch in flight rolls back whole, and
+-- the next run marks the cut-short one interrupted
+SET session_replication_role = replica;
+UPDATE cdr_paced SET cell = '208-01-1-' || id;
+RESET session_replication_role;
+SET retention.max_wal_rate = '1kB';
+SET statement_timeout = '500ms';
+\set VERBOSITY terse
+CALL retention.sweep('cdr_paced');
+\set VERBOSITY default
+RESET statement_timeout;
+SELECT count(cell) AS cells_left FROM cdr_paced;
+RESET retention.max_wal_rate;
+SET client_min_messages = warning;
+CALL retention.sweep('cdr_paced');
+RESET client_min_messages;
+SELECT status, rows_anonymized, paused > '0' AS paused FROM retention.sweep_log
+ WHERE relid = 'cdr_paced'::regclass ORDER BY id;
+SET retention.max_wal_rate = -1;
+
 -- inside a transaction block the sweep cannot commit per batch
 BEGIN;
 CALL retention.sweep('cdr');
@@ -141,12 +183,13 @@ CREATE ROLE regress_sweeper;
 SET ROLE regress_sweeper;
 CALL retention.sweep();
 \echo :LAST_ERROR_SQLSTATE
+SET retention.max_wal_rate = '1MB';
 SELECT * FROM retention.sweep_log;
 \echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 DROP ROLE regress_sweeper;
 
 SELECT retention.unprotect(relid) FROM retention.protected_table ORDER BY relid::text;
-DROP TABLE cdr, cdr_m, cdr_p, cdr_stuck;
+DROP TABLE cdr, cdr_m, cdr_p, cdr_stuck, cdr_paced;
 TRUNCATE retention.write_log;
 RESET search_path;

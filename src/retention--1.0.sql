@@ -1031,6 +1031,8 @@ CREATE TABLE retention.sweep_log (
 	rows_held		bigint NOT NULL DEFAULT 0,
 	rows_skipped	bigint NOT NULL DEFAULT 0,
 	partitions_truncated integer NOT NULL DEFAULT 0,
+	-- time spent pausing (retention.batch_delay, retention.max_wal_rate)
+	paused			interval NOT NULL DEFAULT '0',
 	vacuumed_at		timestamptz,
 	run_by			text NOT NULL,
 	error			text
@@ -1049,7 +1051,7 @@ CREATE VIEW retention.sweep_progress AS
 		   round(100.0 * l.rows_scanned / nullif(l.rows_estimate, 0), 1) AS percent,
 		   round(l.rows_scanned / nullif(extract(epoch FROM clock_timestamp() - l.started_at), 0))
 			   AS rows_per_second,
-		   l.rows_anonymized, l.rows_deleted, l.rows_held, l.rows_skipped,
+		   l.rows_anonymized, l.rows_deleted, l.rows_held, l.rows_skipped, l.paused,
 		   l.started_at, l.run_by, l.run_id
 	  FROM retention.sweep_log l
 	 WHERE l.status = 'running'

@@ -41,6 +41,7 @@ int			retention_batch_size = 10000;
 int			retention_log_keep = 13;
 int			retention_lock_timeout = 100;
 int			retention_batch_delay = 0;
+int			retention_max_wal_rate = 0;
 char	   *retention_timezone = NULL;
 
 void		_PG_init(void);
@@ -199,6 +200,17 @@ _PG_init(void)
 							0, 10000,
 							PGC_SUSET,
 							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("retention.max_wal_rate",
+							"Most WAL a sweep writes per second (0: no limit).",
+							"A sweep that reaches it pauses, row by row, as VACUUM does under "
+							"vacuum_cost_delay: the commits of live writers then have less of its WAL to flush.",
+							&retention_max_wal_rate,
+							0,
+							0, MAX_KILOBYTES,
+							PGC_SUSET,
+							GUC_UNIT_KB,
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("retention.timezone",

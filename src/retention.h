@@ -135,6 +135,7 @@ extern int	retention_batch_size;
 extern int	retention_log_keep;
 extern int	retention_lock_timeout;
 extern int	retention_batch_delay;
+extern int	retention_max_wal_rate;
 extern char *retention_timezone;
 extern bool retention_parse_sweep_at(const char *value, int *minutes);
 

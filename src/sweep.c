@@ -23,6 +23,13 @@
  *	  than a moment is redone with SKIP LOCKED, and the locked rows are
  *	  counted as skipped, for the next run.
  *
+ * A sweep's WAL is flushed by the commits of live writers too, so a sweep
+ * can be paced: retention.batch_delay pauses between batches, and
+ * retention.max_wal_rate caps the WAL it writes per second, with a delay
+ * point in _sweep_row() (called for every candidate row of a batch) as
+ * VACUUM has vacuum_delay_point() under vacuum_cost_delay.  Time paused is
+ * logged.
+ *
  * An error in one table is recorded in its sweep_log row and the others
  * still run.  A cancel or shutdown stops the run between statements; what
  * was committed stays, the batch in flight is rolled back whole.
@@ -40,6 +47,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
+#include "executor/instrument.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -103,6 +111,7 @@ typedef struct SweepCounts
 	int64		held;
 	int64		skipped;
 	int			truncated;
+	int64		paused_ms;		/* batch_delay and max_wal_rate pauses */
 } SweepCounts;
 
 /* one leaf relation being swept, and its statements */
@@ -130,6 +139,70 @@ typedef struct SweepLeaf
  * Helpers
  * -------------------------------------------------------------------------
  */
+
+/*
+ * Pacing.  pace_active is set while a batch's DELETE or UPDATE runs: only
+ * then does _sweep_row() stop to keep the WAL the sweep writes under
+ * retention.max_wal_rate.  The WAL written since pace_mark_bytes is
+ * weighed every PACE_SLICES-th of a second's allowance, so a sweep writes
+ * its WAL in slices instead of bursts, and never banks more than one slice
+ * of credit from a quiet spell.
+ */
+#define PACE_SLICES		100		/* a slice: 10 ms of the allowed rate */
+#define PACE_MAX_SLEEP	1000	/* ms; interrupts are checked in between */
+
+static bool pace_active = false;
+static uint64 pace_mark_bytes;
+static TimestampTz pace_mark_time;
+static int64 pace_paused_ms = 0;	/* since the batch began */
+
+static void
+pace_reset(void)
+{
+	pace_mark_bytes = pgWalUsage.wal_bytes;
+	pace_mark_time = GetCurrentTimestamp();
+}
+
+/* sleep ms (interruptible); the time is counted as paused */
+static void
+sweep_pause(long ms)
+{
+	static uint32 delay_event = 0;
+
+	if (delay_event == 0)
+		delay_event = RETENTION_WAIT_EVENT("RetentionSweepDelay");
+	while (ms > 0)
+	{
+		long		slice = Min(ms, PACE_MAX_SLEEP);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 slice, delay_event);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		pace_paused_ms += slice;
+		ms -= slice;
+	}
+}
+
+/* the delay point: wait until the WAL written since the mark is allowed */
+static void
+sweep_delay_point(void)
+{
+	uint64		bytes;
+	double		per_ms;
+	long		allowed_ms;
+	long		elapsed_ms;
+
+	per_ms = retention_max_wal_rate * 1024.0 / 1000.0;
+	bytes = pgWalUsage.wal_bytes - pace_mark_bytes;
+	if (bytes < per_ms * (1000 / PACE_SLICES))
+		return;
+	allowed_ms = (long) (bytes / per_ms);
+	elapsed_ms = TimestampDifferenceMilliseconds(pace_mark_time, GetCurrentTimestamp());
+	if (allowed_ms > elapsed_ms)
+		sweep_pause(allowed_ms - elapsed_ms);
+	pace_reset();
+}
 
 static void
 sweep_commit(SweepRun *run)
@@ -339,6 +412,7 @@ batch_step(void *arg)
 
 		if (state == ROW_DELETE && l->keep_anonymized)
 			continue;
+		pace_active = retention_max_wal_rate > 0;
 		if (!l->skip_locked)
 		{
 			sql = psprintf(state == ROW_DELETE ?
@@ -371,6 +445,7 @@ batch_step(void *arg)
 						state == ROW_DELETE ? SPI_OK_DELETE : SPI_OK_UPDATE);
 			c->skipped += (int64) (candidates - Min(candidates, n));
 		}
+		pace_active = false;
 		if (state == ROW_DELETE)
 			c->deleted += n;
 		else
@@ -504,13 +579,14 @@ progress_step(void *arg)
 	SweepCounts *c = pr->counts;
 
 	run_sql("UPDATE retention.sweep_log SET phase = $2, rows_scanned = $3, rows_anonymized = $4, "
-			"rows_deleted = $5, rows_held = $6, rows_skipped = $7, partitions_truncated = $8 "
-			"WHERE id = $1",
-			8, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID},
+			"rows_deleted = $5, rows_held = $6, rows_skipped = $7, partitions_truncated = $8, "
+			"paused = $9 * interval '1 ms' WHERE id = $1",
+			9, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, INT8OID},
 			(Datum[]) {Int64GetDatum(pr->log_id), CStringGetTextDatum(pr->phase),
 				Int64GetDatum(c->scanned), Int64GetDatum(c->anonymized),
 				Int64GetDatum(c->deleted), Int64GetDatum(c->held),
-			Int64GetDatum(c->skipped), Int32GetDatum(c->truncated)},
+				Int64GetDatum(c->skipped), Int32GetDatum(c->truncated),
+			Int64GetDatum(c->paused_ms)},
 			SPI_OK_UPDATE);
 }
 
@@ -626,6 +702,9 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 			l.skip_locked = true;
 			edata = retention_run_as(run->owner, batch_step, &l);
 		}
+		pace_active = false;
+		counts->paused_ms += pace_paused_ms;
+		pace_paused_ms = 0;
 		MemoryContextSwitchTo(oldcxt);
 		if (edata != NULL)
 			return edata;		/* allocated in batch_cxt, which stays until the run ends */
@@ -636,18 +715,14 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 		sweep_commit(run);
 		if (retention_batch_delay > 0 && l.to < nblocks)
 		{
-			static uint32 delay_event = 0;
-
-			if (delay_event == 0)
-				delay_event = RETENTION_WAIT_EVENT("RetentionSweepDelay");
-			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 retention_batch_delay, delay_event);
-			ResetLatch(MyLatch);
+			sweep_pause(retention_batch_delay);
+			counts->paused_ms += pace_paused_ms;
+			pace_paused_ms = 0;
 		}
 		CHECK_FOR_INTERRUPTS();
 
 		/*
-		 * Nothing in a batch waits on a latch, so nothing else notices that
+		 * A batch need not wait on a latch, so nothing else notices that
 		 * the postmaster is gone: a sweep that went on would keep the old
 		 * server's shared memory in use and its restart refused.
 		 */
@@ -786,14 +861,16 @@ table_finish_step(void *arg)
 	run_sql_nulls("UPDATE retention.sweep_log SET status = $2, phase = NULL, "
 				  "finished_at = clock_timestamp(), rows_anonymized = $3, rows_deleted = $4, "
 				  "rows_held = $5, rows_skipped = $6, partitions_truncated = $7, "
-				  "rows_scanned = greatest(rows_scanned, $8), error = $9 WHERE id = $1",
-				  9, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, INT8OID, TEXTOID},
+				  "rows_scanned = greatest(rows_scanned, $8), error = $9, "
+				  "paused = $10 * interval '1 ms' WHERE id = $1",
+				  10, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, INT8OID, TEXTOID, INT8OID},
 				  (Datum[]) {Int64GetDatum(tf->log_id), CStringGetTextDatum(status),
 					  Int64GetDatum(c->anonymized), Int64GetDatum(c->deleted),
 					  Int64GetDatum(c->held), Int64GetDatum(c->skipped),
 					  Int32GetDatum(c->truncated), Int64GetDatum(c->scanned),
-				  tf->edata ? CStringGetTextDatum(tf->edata->message) : (Datum) 0},
-				  tf->edata ? "         " : "        n",
+					  tf->edata ? CStringGetTextDatum(tf->edata->message) : (Datum) 0,
+				  Int64GetDatum(c->paused_ms)},
+				  tf->edata ? "          " : "        n ",
 				  SPI_OK_UPDATE);
 	run_sql("SELECT retention._audit('sweep', $1, "
 			"jsonb_build_object('run', $2, 'cutoff', $3, 'anonymized', $4, 'deleted', $5, "
@@ -984,6 +1061,7 @@ retention_sweep(PG_FUNCTION_ARGS)
 
 	retention_sweep_now = run.cutoff;
 	retention_expiry_quiet = true;
+	pace_reset();
 	PG_TRY();
 	{
 		foreach(lc, tables)
@@ -1002,6 +1080,8 @@ retention_sweep(PG_FUNCTION_ARGS)
 		retention_expiry_quiet = save_quiet;
 		retention_fixup_relid = InvalidOid;
 		retention_sweep_unheld_relid = InvalidOid;
+		pace_active = false;
+		pace_paused_ms = 0;
 	}
 	PG_END_TRY();
 
@@ -1029,6 +1109,9 @@ retention_sweep_row(PG_FUNCTION_ARGS)
 	int			i;
 	int			natts;
 
+	/* a batch's rows are where its WAL comes from: pace them here */
+	if (pace_active)
+		sweep_delay_point();
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_INT32(ROW_NOTHING);
 	t = retention_table(PG_GETARG_OID(0));
