@@ -149,7 +149,6 @@ typedef struct SweepLeaf
  * of credit from a quiet spell.
  */
 #define PACE_SLICES		100		/* a slice: 10 ms of the allowed rate */
-#define PACE_MAX_SLEEP	1000	/* ms; interrupts are checked in between */
 
 static bool pace_active = false;
 static uint64 pace_mark_bytes;
@@ -163,25 +162,26 @@ pace_reset(void)
 	pace_mark_time = GetCurrentTimestamp();
 }
 
-/* sleep ms (interruptible); the time is counted as paused */
+/* sleep ms, giving way to interrupts; the time is counted as paused */
 static void
 sweep_pause(long ms)
 {
 	static uint32 delay_event = 0;
+	TimestampTz start = GetCurrentTimestamp();
+	TimestampTz end = TimestampTzPlusMilliseconds(start, ms);
+	long		left;
 
 	if (delay_event == 0)
 		delay_event = RETENTION_WAIT_EVENT("RetentionSweepDelay");
-	while (ms > 0)
+	/* a latch set for something else (a reload) ends a wait early */
+	while ((left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), end)) > 0)
 	{
-		long		slice = Min(ms, PACE_MAX_SLEEP);
-
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 slice, delay_event);
+						 left, delay_event);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		pace_paused_ms += slice;
-		ms -= slice;
 	}
+	pace_paused_ms += TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
 }
 
 /* the delay point: wait until the WAL written since the mark is allowed */
