@@ -128,6 +128,30 @@ cmp_ok($done, '<', 60000, 'not all of them');
 SweepFixture::check_invariants($node, 'cdrdb', 'after retention.enabled off', 60100);
 is($node->safe_psql('cdrdb', $logged), $done, 'its batch in flight rolled back whole');
 
+# --- a sweeper pausing for retention.max_wal_rate: SIGTERM stops it at once --
+
+# the rows the last sweep left are swept again, at 16 kB of WAL a second
+$node->safe_psql('postgres', q{ALTER SYSTEM SET retention.max_wal_rate = '16kB'});
+$node->safe_psql('postgres', q{ALTER SYSTEM SET retention.enabled = on});
+$node->safe_psql('postgres', q{ALTER SYSTEM SET retention.sweep_interval = '1s'});
+$node->reload;
+ok( $node->poll_query_until('cdrdb', q{
+		SELECT count(*) = 1 FROM pg_stat_activity
+		 WHERE backend_type = 'retention sweeper' AND wait_event_type = 'Extension'}),
+	'a sweeper under retention.max_wal_rate pauses');
+$node->safe_psql('postgres', q{ALTER SYSTEM SET retention.sweep_interval = 3600});
+$node->reload;
+$pid = $node->safe_psql('cdrdb', q{
+	SELECT pid FROM pg_stat_activity WHERE backend_type = 'retention sweeper'});
+$t0 = time();
+kill 'TERM', $pid;
+ok( $node->poll_query_until('cdrdb', qq{SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $pid}),
+	'SIGTERM stops it in its pause');
+cmp_ok(time() - $t0, '<', 5, 'promptly');
+SweepFixture::check_invariants($node, 'cdrdb', 'after SIGTERM in a pause', 60100);
+is($node->safe_psql('cdrdb', $logged), $node->safe_psql('cdrdb', $anonymized),
+	'its batch in flight rolled back whole');
+
 $node->stop;
 unlike(slurp_file($node->logfile), qr/TRAP:|PANIC:|terminated by signal/,
 	'no crash in the server log');
