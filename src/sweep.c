@@ -111,7 +111,7 @@ typedef struct SweepCounts
 	int64		held;
 	int64		skipped;
 	int			truncated;
-	int64		paused_ms;		/* batch_delay and max_wal_rate pauses */
+	int64		paused_us;		/* batch_delay and max_wal_rate pauses */
 } SweepCounts;
 
 /* one leaf relation being swept, and its statements */
@@ -153,7 +153,7 @@ typedef struct SweepLeaf
 static bool pace_active = false;
 static uint64 pace_mark_bytes;
 static TimestampTz pace_mark_time;
-static int64 pace_paused_ms = 0;	/* since the batch began */
+static int64 pace_paused_us = 0;	/* not yet added to the table's counts */
 
 static void
 pace_reset(void)
@@ -181,7 +181,7 @@ sweep_pause(long ms)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	pace_paused_ms += TimestampDifferenceMilliseconds(start, GetCurrentTimestamp());
+	pace_paused_us += GetCurrentTimestamp() - start;
 }
 
 /* the delay point: wait until the WAL written since the mark is allowed */
@@ -189,18 +189,19 @@ static void
 sweep_delay_point(void)
 {
 	uint64		bytes;
-	double		per_ms;
-	long		allowed_ms;
-	long		elapsed_ms;
+	double		per_sec;
+	int64		allowed_us;
+	int64		elapsed_us;
 
-	per_ms = retention_max_wal_rate * 1024.0 / 1000.0;
+	per_sec = retention_max_wal_rate * 1024.0;
 	bytes = pgWalUsage.wal_bytes - pace_mark_bytes;
-	if (bytes < per_ms * (1000 / PACE_SLICES))
+	if (bytes < per_sec / PACE_SLICES)
 		return;
-	allowed_ms = (long) (bytes / per_ms);
-	elapsed_ms = TimestampDifferenceMilliseconds(pace_mark_time, GetCurrentTimestamp());
-	if (allowed_ms > elapsed_ms)
-		sweep_pause(allowed_ms - elapsed_ms);
+	allowed_us = (int64) (bytes * (double) USECS_PER_SEC / per_sec);
+	elapsed_us = GetCurrentTimestamp() - pace_mark_time;
+	/* rounded up: never faster than the rate */
+	if (allowed_us > elapsed_us)
+		sweep_pause((long) ((allowed_us - elapsed_us + 999) / 1000));
 	pace_reset();
 }
 
@@ -580,13 +581,13 @@ progress_step(void *arg)
 
 	run_sql("UPDATE retention.sweep_log SET phase = $2, rows_scanned = $3, rows_anonymized = $4, "
 			"rows_deleted = $5, rows_held = $6, rows_skipped = $7, partitions_truncated = $8, "
-			"paused = $9 * interval '1 ms' WHERE id = $1",
+			"paused = $9 * interval '1 microsecond' WHERE id = $1",
 			9, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, INT8OID},
 			(Datum[]) {Int64GetDatum(pr->log_id), CStringGetTextDatum(pr->phase),
 				Int64GetDatum(c->scanned), Int64GetDatum(c->anonymized),
 				Int64GetDatum(c->deleted), Int64GetDatum(c->held),
 				Int64GetDatum(c->skipped), Int32GetDatum(c->truncated),
-			Int64GetDatum(c->paused_ms)},
+			Int64GetDatum(c->paused_us)},
 			SPI_OK_UPDATE);
 }
 
@@ -703,8 +704,8 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 			edata = retention_run_as(run->owner, batch_step, &l);
 		}
 		pace_active = false;
-		counts->paused_ms += pace_paused_ms;
-		pace_paused_ms = 0;
+		counts->paused_us += pace_paused_us;
+		pace_paused_us = 0;
 		MemoryContextSwitchTo(oldcxt);
 		if (edata != NULL)
 			return edata;		/* allocated in batch_cxt, which stays until the run ends */
@@ -716,8 +717,8 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 		if (retention_batch_delay > 0 && l.to < nblocks)
 		{
 			sweep_pause(retention_batch_delay);
-			counts->paused_ms += pace_paused_ms;
-			pace_paused_ms = 0;
+			counts->paused_us += pace_paused_us;
+			pace_paused_us = 0;
 		}
 		CHECK_FOR_INTERRUPTS();
 
@@ -862,14 +863,14 @@ table_finish_step(void *arg)
 				  "finished_at = clock_timestamp(), rows_anonymized = $3, rows_deleted = $4, "
 				  "rows_held = $5, rows_skipped = $6, partitions_truncated = $7, "
 				  "rows_scanned = greatest(rows_scanned, $8), error = $9, "
-				  "paused = $10 * interval '1 ms' WHERE id = $1",
+				  "paused = $10 * interval '1 microsecond' WHERE id = $1",
 				  10, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, INT8OID, TEXTOID, INT8OID},
 				  (Datum[]) {Int64GetDatum(tf->log_id), CStringGetTextDatum(status),
 					  Int64GetDatum(c->anonymized), Int64GetDatum(c->deleted),
 					  Int64GetDatum(c->held), Int64GetDatum(c->skipped),
 					  Int32GetDatum(c->truncated), Int64GetDatum(c->scanned),
 					  tf->edata ? CStringGetTextDatum(tf->edata->message) : (Datum) 0,
-				  Int64GetDatum(c->paused_ms)},
+				  Int64GetDatum(c->paused_us)},
 				  tf->edata ? "          " : "        n ",
 				  SPI_OK_UPDATE);
 	run_sql("SELECT retention._audit('sweep', $1, "
@@ -1081,7 +1082,7 @@ retention_sweep(PG_FUNCTION_ARGS)
 		retention_fixup_relid = InvalidOid;
 		retention_sweep_unheld_relid = InvalidOid;
 		pace_active = false;
-		pace_paused_ms = 0;
+		pace_paused_us = 0;
 	}
 	PG_END_TRY();
 
