@@ -153,7 +153,7 @@ typedef struct SweepLeaf
 static bool pace_active = false;
 static uint64 pace_mark_bytes;
 static TimestampTz pace_mark_time;
-static int64 pace_paused_us = 0;	/* not yet added to the table's counts */
+static int64 pace_paused_us = 0;	/* in _sweep_row(), not yet in the counts */
 
 static void
 pace_reset(void)
@@ -162,8 +162,8 @@ pace_reset(void)
 	pace_mark_time = GetCurrentTimestamp();
 }
 
-/* sleep ms, giving way to interrupts; the time is counted as paused */
-static void
+/* sleep ms, giving way to interrupts; returns the microseconds paused */
+static int64
 sweep_pause(long ms)
 {
 	static uint32 delay_event = 0;
@@ -181,7 +181,7 @@ sweep_pause(long ms)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
-	pace_paused_us += GetCurrentTimestamp() - start;
+	return GetCurrentTimestamp() - start;
 }
 
 /* the delay point: wait until the WAL written since the mark is allowed */
@@ -201,7 +201,7 @@ sweep_delay_point(void)
 	elapsed_us = GetCurrentTimestamp() - pace_mark_time;
 	/* rounded up: never faster than the rate */
 	if (allowed_us > elapsed_us)
-		sweep_pause((long) ((allowed_us - elapsed_us + 999) / 1000));
+		pace_paused_us += sweep_pause((long) ((allowed_us - elapsed_us + 999) / 1000));
 	pace_reset();
 }
 
@@ -715,11 +715,7 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 		MemoryContextSwitchTo(oldcxt);
 		sweep_commit(run);
 		if (retention_batch_delay > 0 && l.to < nblocks)
-		{
-			sweep_pause(retention_batch_delay);
-			counts->paused_us += pace_paused_us;
-			pace_paused_us = 0;
-		}
+			counts->paused_us += sweep_pause(retention_batch_delay);
 		CHECK_FOR_INTERRUPTS();
 
 		/*
