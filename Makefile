@@ -10,7 +10,7 @@ MODULE_big = retention
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 
 EXTENSION = retention
-DATA = src/retention--1.0.sql
+DATA = $(sort $(wildcard src/retention--*.sql))
 PGFILEDESC = "retention - telecom data retention (CPCE L34-1)"
 
 # pg_regress: sql/NAME.sql with expected/NAME.out, run in this order
