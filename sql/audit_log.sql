@@ -39,9 +39,42 @@ ALTER TABLE retention.audit_log DISABLE TRIGGER audit_log_append_only;
 -- a forged row that recomputes its own hash still breaks the next link
 UPDATE retention.audit_log
    SET actor = 'mallory',
-	   hash = sha256(prev_hash || convert_to(retention._audit_text(id, at, 'mallory', as_role, action, object, details), 'UTF8'))
+	   hash = sha256(prev_hash || convert_to(retention._audit_text(encoding, id, at, 'mallory', as_role, action, object, details), 'UTF8'))
  WHERE id = :last - 1;
 SELECT valid, first_broken_id = :last AS names_the_next_row, problem ~ 'does not follow' AS unlinked
+  FROM retention.verify_audit_log();
+ROLLBACK;
+
+-- what a hash covers is unambiguous: 1.0's encoding (fields joined by |)
+-- made these two different rows hash alike; today's does not
+SELECT e AS encoding,
+	   retention._audit_text(e, 7, '2026-01-01 00:00+00', 'u', 'u', 'a|b', 'c', NULL)
+	 = retention._audit_text(e, 7, '2026-01-01 00:00+00', 'u', 'u', 'a', 'b|c', NULL) AS split_elsewhere_collides,
+	   retention._audit_text(e, 7, '2026-01-01 00:00+00', 'u', 'u', 'a', '', NULL)
+	 = retention._audit_text(e, 7, '2026-01-01 00:00+00', 'u', 'u', 'a', NULL, NULL) AS null_is_empty,
+	   retention._audit_text(e, 7, '2026-01-01 00:00+00', 'u', 'u', 'a', NULL, '{}')
+	 = retention._audit_text(e, 7, '2026-01-01 00:00+00', 'u', 'u', 'a', '{}', NULL) AS object_is_details
+  FROM (VALUES (1::smallint), (2::smallint)) v(e);
+SELECT retention._audit_text(2::smallint, 7, '2026-01-01 00:00+00', 'u', 'v', 'set_window', 'x"y', '{"a": 1}');
+-- new rows are written in it
+SELECT encoding FROM retention.audit_log ORDER BY id DESC LIMIT 1;
+-- and a row cannot be passed off as written in the older one: its hash
+-- no longer matches
+BEGIN;
+ALTER TABLE retention.audit_log DISABLE TRIGGER audit_log_append_only;
+UPDATE retention.audit_log SET encoding = 1 WHERE id = 1;
+SELECT valid, first_broken_id, problem
+  FROM retention.verify_audit_log();
+ROLLBACK;
+-- nor forged in the older encoding, its hash recomputed, after newer rows
+BEGIN;
+ALTER TABLE retention.audit_log DISABLE TRIGGER audit_log_append_only;
+UPDATE retention.audit_log
+   SET encoding = 1,
+	   hash = sha256(prev_hash || convert_to(retention._audit_text(1::smallint, id, at, actor, as_role, action, object, details), 'UTF8'))
+ WHERE id = :last;
+SELECT valid, first_broken_id = :last AS names_the_row,
+	   regexp_replace(problem, '[0-9]+', 'N', 'g') AS problem
   FROM retention.verify_audit_log();
 ROLLBACK;
 SELECT valid, rows_checked = :last AS all_rows, head_id = :last AS head

@@ -924,11 +924,18 @@ retention_table_has_holds(Oid root, TimestampTz moment, bool fresh)
 	return result;
 }
 
-/* the method column c gets when due; hashes go too once the row is fully due */
+/*
+ * The method column c gets when due.  Hashes go too once the row is fully
+ * due; and where may_hash is false (a value a writer is supplying, rather
+ * than one that rested in the table until its deadline) a hashed column is
+ * erased instead: otherwise any role that may write the table and read it
+ * back would learn the pseudonym of a value of its choosing, which method
+ * hash through SQL is reserved against.
+ */
 static inline RetentionMethod
-effective_method(const RetentionColumn *c, bool fully_due)
+effective_method(const RetentionColumn *c, bool fully_due, bool may_hash)
 {
-	if (fully_due && c->method == RM_HASH)
+	if (c->method == RM_HASH && (fully_due || !may_hash))
 		return RM_ERASE;
 	return c->method;
 }
@@ -956,10 +963,11 @@ value_needs(const RetentionColumn *c, RetentionMethod m, Datum value)
 /*
  * expiry_needs_work: would expiry_apply() change anything?  In delete mode a
  * fully due row always needs work (deletion) and is not asked about here.
- * With timestamps false, only the tagged values are looked at.
+ * With timestamps false, only the tagged values are looked at; may_hash as
+ * for effective_method().
  */
 bool
-expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_due,
+expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_due, bool may_hash,
 				  const Datum *values, const bool *isnull, bool timestamps)
 {
 	int			i;
@@ -970,7 +978,7 @@ expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_due,
 
 		if ((due & (UINT64CONST(1) << i)) == 0 || isnull[c->attnum - 1])
 			continue;
-		if (value_needs(c, effective_method(c, fully_due), values[c->attnum - 1]))
+		if (value_needs(c, effective_method(c, fully_due, may_hash), values[c->attnum - 1]))
 			return true;
 	}
 	if (fully_due && t->keep_anonymized && timestamps)
@@ -995,7 +1003,7 @@ expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_due,
  * changed.
  */
 bool
-expiry_apply(const RetentionTable *t, uint64 due, bool fully_due,
+expiry_apply(const RetentionTable *t, uint64 due, bool fully_due, bool may_hash,
 			 Datum *values, bool *isnull, bool *replace)
 {
 	bool		changed = false;
@@ -1005,7 +1013,7 @@ expiry_apply(const RetentionTable *t, uint64 due, bool fully_due,
 	{
 		const RetentionColumn *c = &t->columns[i];
 		AttrNumber	a = c->attnum;
-		RetentionMethod m = effective_method(c, fully_due);
+		RetentionMethod m = effective_method(c, fully_due, may_hash);
 		text	   *result;
 
 		if ((due & (UINT64CONST(1) << i)) == 0 || isnull[a - 1])

@@ -113,9 +113,10 @@ extern void expiry_lookup_row(const RetentionTable *t, const Datum *values,
 							  bool need_holds, bool need_consent);
 extern bool retention_table_has_holds(Oid root, TimestampTz moment, bool fresh);
 extern bool expiry_apply(const RetentionTable *t, uint64 due, bool fully_due,
-						 Datum *values, bool *isnull, bool *replace);
+						 bool may_hash, Datum *values, bool *isnull, bool *replace);
 extern bool expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_due,
-							  const Datum *values, const bool *isnull, bool timestamps);
+							  bool may_hash, const Datum *values, const bool *isnull,
+							  bool timestamps);
 
 extern TimestampTz retention_timestamp_to_tz(Timestamp ts);
 

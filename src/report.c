@@ -170,9 +170,9 @@ retention_column_states(PG_FUNCTION_ARGS)
 		memset(isnull, true, sizeof(bool) * natts);
 		isnull[a - 1] = false;
 		values[a - 1] = PG_GETARG_DATUM(5 + i);
-		if ((held_due & bit) && expiry_needs_work(t, bit, held_fully, values, isnull, false))
+		if ((held_due & bit) && expiry_needs_work(t, bit, held_fully, true, values, isnull, false))
 			states[i] = STATE_OVERDUE;
-		else if ((due & bit) && expiry_needs_work(t, bit, fully_due, values, isnull, false))
+		else if ((due & bit) && expiry_needs_work(t, bit, fully_due, true, values, isnull, false))
 			states[i] = STATE_HELD;
 		else
 		{

@@ -149,7 +149,7 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 					elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 				deleted += SPI_processed;
 			}
-			else if (due != 0 && expiry_needs_work(t, due, fully_due, values, isnull, true))
+			else if (due != 0 && expiry_needs_work(t, due, fully_due, true, values, isnull, true))
 			{
 				retention_fixup_relid = leaf;
 				/* the BEFORE UPDATE trigger applies the rules, as of the same moment */

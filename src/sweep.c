@@ -1177,7 +1177,7 @@ retention_sweep_row(PG_FUNCTION_ARGS)
 		if (!isnull[a - 1])
 			values[a - 1] = PG_GETARG_DATUM(5 + i);
 	}
-	if (expiry_needs_work(t, due, fully_due, values, isnull, false))
+	if (expiry_needs_work(t, due, fully_due, true, values, isnull, false))
 		PG_RETURN_INT32(ROW_ANONYMIZE);
 	/* a row kept anonymized is done once its timestamps are generalized too */
 	if (fully_due && t->keep_anonymized &&

@@ -53,6 +53,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -165,6 +166,31 @@ row_due(RetentionTable *t, const Datum *values, const bool *isnull,
 	return expiry_due_columns(t, &cut, &row, fully_due);
 }
 
+/* does the new version of a row hold the same values as the old one? */
+static bool
+tuple_unchanged(HeapTuple oldtuple, TupleDesc desc,
+				const Datum *newvalues, const bool *newisnull)
+{
+	Datum	   *oldvalues;
+	bool	   *oldisnull;
+	int			i;
+
+	deform(oldtuple, desc, &oldvalues, &oldisnull);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		if (oldisnull[i] != newisnull[i])
+			return false;
+		if (!oldisnull[i] &&
+			!datumIsEqual(oldvalues[i], newvalues[i], att->attbyval, att->attlen))
+			return false;
+	}
+	return true;
+}
+
 static void
 check_trigger(FunctionCallInfo fcinfo, const char *name)
 {
@@ -205,6 +231,7 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	bool		inserting;
 	uint64		due;
 	HeapTuple	noop;
+	bool		may_hash;
 
 	check_trigger(fcinfo, "retention._expire_before");
 	rel = trigdata->tg_relation;
@@ -230,8 +257,20 @@ retention_expire_before(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	}
 
+	/*
+	 * Only a value that rested in the table until its deadline is hashed:
+	 * that is, in retention's own re-write of a stored row, unchanged, by a
+	 * sweep or a subject's request.  A value a writer supplies now (an
+	 * INSERT, any UPDATE of theirs, the AFTER trigger's fix-up of a row
+	 * just inserted, or a write made from inside a sweep by the owner's own
+	 * trigger) is erased where its column would be hashed.
+	 */
+	may_hash = !inserting && retention_sweep_now != 0 &&
+		RelationGetRelid(rel) == retention_fixup_relid &&
+		tuple_unchanged(trigdata->tg_trigtuple, desc, values, isnull);
+
 	replace = palloc0(sizeof(bool) * desc->natts);
-	if (!expiry_apply(t, due, fully_due, values, isnull, replace))
+	if (!expiry_apply(t, due, fully_due, may_hash, values, isnull, replace))
 		return PointerGetDatum(noop);
 	if (!retention_expiry_quiet)
 		write_log(t->protected_relid, "anonymized", 1, NULL);
@@ -302,11 +341,19 @@ fixup_row(RetentionTable *t, Relation rel, ItemPointer tid, bool delete)
 	Fixup		f = {t, rel, tid, delete};
 	bool		save_quiet = retention_expiry_quiet;
 	Oid			save_fixup = retention_fixup_relid;
+	TimestampTz save_now = retention_sweep_now;
 	ErrorData  *edata;
 
+	/*
+	 * A row written now, even from inside a sweep (by a trigger of the
+	 * owner's), is decided as of its statement, as any write is, and is
+	 * no sweep's re-write of a stored row: nothing of it is hashed.
+	 */
+	retention_sweep_now = 0;
 	edata = retention_run_as(t->owner, fixup_step, &f);
 	retention_expiry_quiet = save_quiet;
 	retention_fixup_relid = save_fixup;
+	retention_sweep_now = save_now;
 	if (edata == NULL)
 		return true;
 
@@ -385,7 +432,7 @@ retention_expire_after(PG_FUNCTION_ARGS)
 		if (fixup_row(t, rel, &tuple->t_self, true) && !retention_expiry_quiet)
 			write_log(t->protected_relid, "deleted", 1, NULL);
 	}
-	else if (inserting && expiry_needs_work(t, due, fully_due, values, isnull, true))
+	else if (inserting && expiry_needs_work(t, due, fully_due, false, values, isnull, true))
 	{
 		if (fixup_row(t, rel, &tuple->t_self, false) && !retention_expiry_quiet)
 			write_log(t->protected_relid, "anonymized", 1, NULL);
