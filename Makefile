@@ -5,6 +5,8 @@
 #   make test   the whole suite (pg_regress, isolation, TAP, static checks)
 # Both work as root or as an ordinary user on a fresh Debian machine; as root
 # they install the packages they need first.
+#   make deb        the Debian packages postgresql-NN-retention, in build/deb/
+#   make test-deb   (root) build, install and try the package, then remove it
 
 MODULE_big = retention
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
@@ -44,7 +46,7 @@ all:
 	@exit 1
 endif
 
-.PHONY: test demo bench fuzz valgrind-check
+.PHONY: test demo bench fuzz valgrind-check deb test-deb
 
 test:
 	@test/run-tests
@@ -60,3 +62,9 @@ fuzz:
 
 valgrind-check:
 	@RETENTION_VALGRIND=1 test/run-tests --only regress
+
+deb:
+	@test/deb/build
+
+test-deb:
+	@test/deb/run
