@@ -182,6 +182,74 @@ check_trigger(FunctionCallInfo fcinfo, const char *name)
 				 errmsg("function \"%s\" must be fired for each row on INSERT or UPDATE", name)));
 }
 
+/* the instant a timestamp column's value stands for */
+static TimestampTz
+instant_of(Oid type, Datum d)
+{
+	if (type == TIMESTAMPOID)
+		return retention_timestamp_to_tz(DatumGetTimestamp(d));
+	return DatumGetTimestampTz(d);
+}
+
+/*
+ * An UPDATE of a completed row may not postpone its deadlines: they run
+ * from ended_at (and, for billing, from the billing anchor), so once a
+ * communication has ended its end cannot go back to NULL ("in progress")
+ * nor move later, and a billing anchor once set cannot move later (nor to
+ * NULL when ended_at is later than it).  Moving either earlier only
+ * brings deadlines closer, and is allowed; so is setting an anchor for the
+ * first time (the invoice is issued after the call), within the bound of
+ * expiry.c.
+ */
+static void
+check_no_postponing(RetentionTable *t, Relation rel, HeapTuple oldtuple,
+					const Datum *values, const bool *isnull)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		oldnull;
+	Datum		old;
+	TimestampTz old_anchor;
+	TimestampTz new_anchor;
+
+	if (t->ended_at == InvalidAttrNumber)
+		return;
+	old = heap_getattr(oldtuple, t->ended_at, desc, &oldnull);
+	if (oldnull)
+		return;					/* in progress: its end is not known yet */
+	if (isnull[t->ended_at - 1])
+		ereport(ERROR,
+				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+				 errmsg("cannot set ended_at of a completed row of \"%s\" back to NULL",
+						RelationGetRelationName(rel)),
+				 errdetail("Its deadlines run from the end of the communication: a row in progress has none."),
+				 errhint("A completed communication stays completed; an earlier ended_at is accepted.")));
+	if (instant_of(t->ended_at_type, values[t->ended_at - 1]) >
+		instant_of(t->ended_at_type, old))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+				 errmsg("cannot move ended_at of a completed row of \"%s\" later",
+						RelationGetRelationName(rel)),
+				 errdetail("Its deadlines run from the end of the communication: a later end would postpone them."),
+				 errhint("An earlier ended_at is accepted; to keep a row longer, place a hold.")));
+
+	if (t->anchor == InvalidAttrNumber)
+		return;
+	old = heap_getattr(oldtuple, t->anchor, desc, &oldnull);
+	if (oldnull)
+		return;					/* set for the first time: bounded by the rules */
+	old_anchor = instant_of(t->anchor_type, old);
+	new_anchor = isnull[t->anchor - 1] ?
+		instant_of(t->ended_at_type, values[t->ended_at - 1]) :
+		instant_of(t->anchor_type, values[t->anchor - 1]);
+	if (new_anchor > old_anchor)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+				 errmsg("cannot move the billing anchor of a completed row of \"%s\" later",
+						RelationGetRelationName(rel)),
+				 errdetail("Its billing deadline runs from the billing anchor (or from ended_at where the anchor is NULL): a later one would postpone it."),
+				 errhint("An earlier billing anchor is accepted; to keep billing data longer, place a billing_dispute hold.")));
+}
+
 /*
  * retention_expire_before: BEFORE INSERT/UPDATE FOR EACH ROW.  Applies what
  * is due to the new row before it is stored.  A fully due row in a table
@@ -219,6 +287,8 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	noop = (!inserting && RelationGetRelid(rel) == retention_fixup_relid) ?
 		NULL : newtuple;
 	deform(newtuple, desc, &values, &isnull);
+	if (!inserting)
+		check_no_postponing(t, rel, trigdata->tg_trigtuple, values, isnull);
 	due = row_due(t, values, isnull, &fully_due, &complete);
 	if (due == 0)
 		return PointerGetDatum(noop);

@@ -741,7 +741,8 @@ sweeper_run(const char *sql)
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
 				 errmsg_internal("%s", edata->message),
-				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+				 /* a detail may quote a row: never in the server log */
+				 edata->detail ? errdetail("The error's detail is not shown: it may quote personal data.") : 0,
 				 errcontext("retention sweeper running \"%s\"", sql)));
 		FreeErrorData(edata);
 		ok = false;
