@@ -115,6 +115,17 @@ SELECT id, ended_at IS NOT NULL AS ended, due_date IS NOT NULL AS anchored FROM 
 UPDATE cal_bill SET ended_at = now() - interval '3 years', due_date = NULL WHERE id = 6;
 SELECT count(*) AS row_6_left FROM cal_bill WHERE id = 6;
 
+-- an anchor set for the first time on a row already due without it does
+-- not bring its data back: what was due stays due
+CREATE TABLE cal_anchor_late (id int, caller retention.msisdn(billing),
+							  cell retention.cell(law_enforcement),
+							  ended_at timestamptz, due_date timestamptz);
+INSERT INTO cal_anchor_late VALUES (1, '33611111118', '208-01-1-1', now() - interval '13 months', NULL);
+SELECT retention.protect('cal_anchor_late', 'ended_at', billing_anchor => 'due_date');
+UPDATE cal_anchor_late SET due_date = now();
+SELECT id, caller, cell FROM cal_anchor_late;
+DROP TABLE cal_anchor_late;
+
 -- a partitioned table: a later end would move the row to another partition
 CREATE TABLE cal_part (caller retention.msisdn(network_security), ended_at timestamptz)
 	PARTITION BY RANGE (ended_at);

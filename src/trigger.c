@@ -146,7 +146,7 @@ deform(HeapTuple tuple, TupleDesc desc, Datum **values, bool **isnull)
  */
 static uint64
 row_due(RetentionTable *t, const Datum *values, const bool *isnull,
-		bool *fully_due, bool *complete)
+		bool *fully_due, bool *complete, bool without_anchor)
 {
 	RetentionCutoffs cut;
 	RetentionRow row;
@@ -156,6 +156,8 @@ row_due(RetentionTable *t, const Datum *values, const bool *isnull,
 	*complete = expiry_read_row(t, values, isnull, &row);
 	if (!*complete)
 		return 0;
+	if (without_anchor)
+		row.has_anchor = false;
 	retention_cutoffs(decision_time(), &cut);
 	due = expiry_due_columns(t, &cut, &row, fully_due);
 	if (due == 0)
@@ -199,9 +201,10 @@ instant_of(Oid type, Datum d)
  * NULL when ended_at is later than it).  Moving either earlier only
  * brings deadlines closer, and is allowed; so is setting an anchor for the
  * first time (the invoice is issued after the call), within the bound of
- * expiry.c.
+ * expiry.c, but what was due without it stays due: returns true then, for
+ * the caller to apply both.
  */
-static void
+static bool
 check_no_postponing(RetentionTable *t, Relation rel, HeapTuple oldtuple,
 					const Datum *values, const bool *isnull)
 {
@@ -212,10 +215,10 @@ check_no_postponing(RetentionTable *t, Relation rel, HeapTuple oldtuple,
 	TimestampTz new_anchor;
 
 	if (t->ended_at == InvalidAttrNumber)
-		return;
+		return false;
 	old = heap_getattr(oldtuple, t->ended_at, desc, &oldnull);
 	if (oldnull)
-		return;					/* in progress: its end is not known yet */
+		return false;			/* in progress: its end is not known yet */
 	if (isnull[t->ended_at - 1])
 		ereport(ERROR,
 				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
@@ -233,10 +236,10 @@ check_no_postponing(RetentionTable *t, Relation rel, HeapTuple oldtuple,
 				 errhint("An earlier ended_at is accepted; to keep a row longer, place a hold.")));
 
 	if (t->anchor == InvalidAttrNumber)
-		return;
+		return false;
 	old = heap_getattr(oldtuple, t->anchor, desc, &oldnull);
 	if (oldnull)
-		return;					/* set for the first time: bounded by the rules */
+		return !isnull[t->anchor - 1];	/* set for the first time */
 	old_anchor = instant_of(t->anchor_type, old);
 	new_anchor = isnull[t->anchor - 1] ?
 		instant_of(t->ended_at_type, values[t->ended_at - 1]) :
@@ -248,6 +251,7 @@ check_no_postponing(RetentionTable *t, Relation rel, HeapTuple oldtuple,
 						RelationGetRelationName(rel)),
 				 errdetail("Its billing deadline runs from the billing anchor (or from ended_at where the anchor is NULL): a later one would postpone it."),
 				 errhint("An earlier billing anchor is accepted; to keep billing data longer, place a billing_dispute hold.")));
+	return false;
 }
 
 /*
@@ -273,6 +277,7 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	bool		inserting;
 	uint64		due;
 	HeapTuple	noop;
+	bool		anchor_first = false;
 
 	check_trigger(fcinfo, "retention._expire_before");
 	rel = trigdata->tg_relation;
@@ -288,8 +293,17 @@ retention_expire_before(PG_FUNCTION_ARGS)
 		NULL : newtuple;
 	deform(newtuple, desc, &values, &isnull);
 	if (!inserting)
-		check_no_postponing(t, rel, trigdata->tg_trigtuple, values, isnull);
-	due = row_due(t, values, isnull, &fully_due, &complete);
+		anchor_first = check_no_postponing(t, rel, trigdata->tg_trigtuple, values, isnull);
+	due = row_due(t, values, isnull, &fully_due, &complete, false);
+	if (anchor_first)
+	{
+		/* what was due before the anchor was set stays due */
+		bool		was_fully_due;
+		uint64		all = (UINT64CONST(1) << (t->ncolumns - 1) << 1) - 1;
+
+		due |= row_due(t, values, isnull, &was_fully_due, &complete, true);
+		fully_due = (due == all);
+	}
 	if (due == 0)
 		return PointerGetDatum(noop);
 
@@ -446,7 +460,7 @@ retention_expire_after(PG_FUNCTION_ARGS)
 		if (!fully_due)
 			return PointerGetDatum(NULL);
 	}
-	due = row_due(t, values, isnull, &fully_due, &complete);
+	due = row_due(t, values, isnull, &fully_due, &complete, false);
 	if (due == 0)
 		return PointerGetDatum(NULL);
 
