@@ -126,6 +126,31 @@ UPDATE cal_anchor_late SET due_date = now();
 SELECT id, caller, cell FROM cal_anchor_late;
 DROP TABLE cal_anchor_late;
 
+-- an end to come is refused as the row is written (more than two days
+-- ahead of the server's clock), by INSERT or COPY, and when a call
+-- completes; a little ahead (clock skew) is accepted
+SET ROLE regress_cal_writer;
+INSERT INTO cal_bill VALUES (7, '33611111117', 'infinity', NULL);
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO cal_bill VALUES (7, '33611111117', now() + interval '3 days', NULL);
+\echo :LAST_ERROR_SQLSTATE
+COPY cal_bill FROM STDIN;
+7	33611111117	9999-12-31	\N
+\.
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO cal_bill VALUES (7, '33611111117', now() + interval '1 minute', NULL);
+RESET ROLE;
+INSERT INTO cal_bill VALUES (8, '33611111118', NULL, NULL);
+UPDATE cal_bill SET ended_at = 'infinity' WHERE id = 8;
+\echo :LAST_ERROR_SQLSTATE
+SELECT id, ended_at IS NULL AS in_progress FROM cal_bill WHERE id IN (7, 8) ORDER BY id;
+-- a table whose rows are changed before they are stored: the same
+CREATE TABLE cal_nopurpose (caller retention.msisdn, ended_at timestamptz);
+SELECT retention.protect('cal_nopurpose', 'ended_at');
+INSERT INTO cal_nopurpose VALUES ('33611111119', 'infinity');
+\echo :LAST_ERROR_SQLSTATE
+DROP TABLE cal_nopurpose;
+
 -- a partitioned table: a later end would move the row to another partition
 CREATE TABLE cal_part (caller retention.msisdn(network_security), ended_at timestamptz)
 	PARTITION BY RANGE (ended_at);

@@ -194,6 +194,29 @@ instant_of(Oid type, Datum d)
 }
 
 /*
+ * How far ahead of the server's clock ended_at may be: clock skew, and a
+ * timestamp column written in a zone up to 26 hours from retention's.  A
+ * later end (infinity, year 9999) would keep the row from every deadline.
+ */
+#define FUTURE_TOLERANCE	((TimestampTz) 2 * USECS_PER_DAY)
+
+static bool
+ended_in_future(TimestampTz ended_at)
+{
+	return ended_at > decision_time() + FUTURE_TOLERANCE;
+}
+
+static void
+refuse_future_end(Relation rel)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+			 errmsg("ended_at of a row of \"%s\" is in the future", RelationGetRelationName(rel)),
+			 errdetail("Deadlines run from the end of the communication: an end to come would postpone them all."),
+			 errhint("ended_at may be at most 2 days ahead of the server's clock; leave it NULL while the call is in progress.")));
+}
+
+/*
  * An UPDATE of a completed row may not postpone its deadlines: they run
  * from ended_at (and, for billing, from the billing anchor), so once a
  * communication has ended its end cannot go back to NULL ("in progress")
@@ -218,7 +241,13 @@ check_no_postponing(RetentionTable *t, Relation rel, HeapTuple oldtuple,
 		return false;
 	old = heap_getattr(oldtuple, t->ended_at, desc, &oldnull);
 	if (oldnull)
-		return false;			/* in progress: its end is not known yet */
+	{
+		/* completed now: not in the future */
+		if (!isnull[t->ended_at - 1] &&
+			ended_in_future(instant_of(t->ended_at_type, values[t->ended_at - 1])))
+			refuse_future_end(rel);
+		return false;
+	}
 	if (isnull[t->ended_at - 1])
 		ereport(ERROR,
 				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
@@ -294,6 +323,9 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	deform(newtuple, desc, &values, &isnull);
 	if (!inserting)
 		anchor_first = check_no_postponing(t, rel, trigdata->tg_trigtuple, values, isnull);
+	else if (!isnull[t->ended_at - 1] &&
+			 ended_in_future(instant_of(t->ended_at_type, values[t->ended_at - 1])))
+		refuse_future_end(rel);
 	due = row_due(t, values, isnull, &fully_due, &complete, false);
 	if (anchor_first)
 	{
@@ -442,6 +474,9 @@ retention_expire_after(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 
 	deform(tuple, desc, &values, &isnull);
+	if (inserting && t->ended_at != InvalidAttrNumber && !isnull[t->ended_at - 1] &&
+		ended_in_future(instant_of(t->ended_at_type, values[t->ended_at - 1])))
+		refuse_future_end(rel);
 
 	/*
 	 * After an UPDATE the BEFORE trigger has applied what was due: only the
@@ -547,6 +582,9 @@ retention_due_at_write(PG_FUNCTION_ARGS)
 	}
 	if (!cache->protected)
 		PG_RETURN_BOOL(false);
+	/* an end to come: the AFTER trigger refuses it */
+	if (row.ended_at > now + FUTURE_TOLERANCE)
+		PG_RETURN_BOOL(true);
 	if (cache->exact)
 		PG_RETURN_BOOL(row.ended_at <= cache->bound);
 
