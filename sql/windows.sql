@@ -53,6 +53,8 @@ INSERT INTO retention.window_setting (purpose, "window")
 	SELECT 'law_enforcement', '1000 years -359640 days'
 	 WHERE NOT EXISTS (SELECT 1 FROM retention.window_setting WHERE purpose = 'law_enforcement');
 SELECT "window" FROM retention.policy WHERE purpose = 'law_enforcement';
+-- report() shows the window the rules apply
+SELECT "column", "window" FROM retention.report() WHERE "table" = 'cal_le'::regclass AND kind = 'tagged';
 CALL retention.sweep('cal_le');
 SELECT id FROM cal_le ORDER BY id;
 -- a row written late is due at once, too

@@ -126,7 +126,8 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'retention_anchor_bounded'
 LANGUAGE C STABLE PARALLEL SAFE;
 
--- report(): as in 1.0, with oldest_clear read in retention's zone for a
+-- report(): as in 1.0, with the window the rules apply (capped by the
+-- ceiling as calendar time), oldest_clear read in retention's zone for a
 -- timestamp ended_at, and a row of kind 'bounded anchor' for each table
 -- where rows have a billing anchor past ended_at + the billing ceiling
 -- (rows_in_clear counts them).  Catalog names are schema-qualified.
@@ -149,8 +150,14 @@ DECLARE
 	ended	text;
 	bounded	text;
 	ceil	interval;
+	windows	jsonb;
 BEGIN
 	SELECT pu.ceiling INTO ceil FROM retention.purpose pu WHERE pu.purpose = 'billing';
+	-- each purpose's window as the rules apply it: capped by its ceiling
+	SELECT pg_catalog.jsonb_object_agg(pol.purpose,
+			   CASE WHEN pol.ceiling IS NULL OR retention._window_within(pol."window", pol.ceiling)
+					THEN pol."window" ELSE pol.ceiling END)
+	  INTO windows FROM retention.policy pol;
 	FOR p IN SELECT * FROM retention.protected_table ORDER BY relid::text LOOP
 		SELECT pg_catalog.max(l.finished_at) INTO swept FROM retention.sweep_log l
 		 WHERE l.relid = p.relid AND l.status = 'done';
@@ -183,8 +190,8 @@ BEGIN
 			kind := 'tagged';
 			type := cols.type;
 			purposes := cols.purposes;
-			SELECT pg_catalog.max(least(pol."window", pol.ceiling)) INTO "window"
-			  FROM retention.policy pol WHERE pol.purpose = ANY (cols.purposes);
+			SELECT pg_catalog.max((windows->>pu)::interval) INTO "window"
+			  FROM pg_catalog.unnest(cols.purposes) pu;
 			method := cols.method;
 			rows_in_clear := (res->i->>0)::bigint;
 			oldest_clear := (res->i->>1)::timestamptz;
