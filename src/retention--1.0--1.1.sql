@@ -78,10 +78,18 @@ BEGIN
 		RAISE EXCEPTION 'retention window must not be null'
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	-- months, days and time, each with its own sign
-	m := pg_catalog.date_part('year', w) * 12 + pg_catalog.date_part('month', w);
-	d := pg_catalog.date_part('day', w);
-	s := pg_catalog.date_part('epoch', w - pg_catalog.make_interval(months => m::integer, days => d::integer));
+	-- months, days and time, each with its own sign (an infinite window,
+	-- PostgreSQL 17 on, has none: counted as that many years)
+	m := CASE WHEN pg_catalog.isfinite(w) THEN
+			  pg_catalog.date_part('year', w) * 12 + pg_catalog.date_part('month', w)
+			  WHEN w > interval '0' THEN 12000000 ELSE -12000000 END;
+	IF NOT pg_catalog.isfinite(w) THEN
+		d := 0;
+		s := 0;
+	ELSE
+		d := pg_catalog.date_part('day', w);
+		s := pg_catalog.date_part('epoch', w - pg_catalog.make_interval(months => m::integer, days => d::integer));
+	END IF;
 	IF (m > 0 OR d > 0 OR s > 0) AND (m < 0 OR d < 0 OR s < 0) THEN
 		RAISE EXCEPTION 'retention window must not mix positive and negative parts'
 			USING ERRCODE = 'invalid_parameter_value',

@@ -58,6 +58,19 @@ write_pair(30, PGOPTIONS => '-c timezone=Pacific/Kiritimati');
 		'a client cannot set retention.timezone');
 }
 write_pair(40);
+{
+	# nor log_timezone, the zone used when retention.timezone is empty
+	local $ENV{PGOPTIONS} = '-c log_timezone=Asia/Tokyo';
+	my ($ret, $out, $err) = $node->psql('postgres', q{SELECT 1});
+	like($err, qr/parameter "log_timezone" cannot be changed now/, 'a client cannot set log_timezone');
+}
+foreach my $sql (q{SET retention.timezone = 'Asia/Tokyo'}, q{SET log_timezone = 'Asia/Tokyo'},
+				 q{ALTER ROLE CURRENT_USER SET retention.timezone = 'Asia/Tokyo'},
+				 q{ALTER DATABASE postgres SET log_timezone = 'Asia/Tokyo'})
+{
+	my ($ret, $out, $err) = $node->psql('postgres', $sql);
+	like($err, qr/cannot be changed now/, "refused: $sql");
+}
 $node->safe_psql('postgres', q{ALTER DATABASE postgres SET timezone = 'Etc/GMT+12'});
 write_pair(50);
 $node->safe_psql('postgres', q{ALTER DATABASE postgres RESET timezone;
