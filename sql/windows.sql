@@ -84,6 +84,17 @@ RESET ROLE;
 SELECT id, caller IS NOT NULL AS kept FROM cal_bill ORDER BY id;
 SELECT kind, "column", rows_in_clear, note FROM retention.report()
  WHERE "table" = 'cal_bill'::regclass AND kind IN ('tagged', 'bounded anchor');
+-- rows written before protection: verify() sees those whose bounded anchor
+-- is past, and the sweep takes them
+CREATE TABLE cal_bill_old (id int, caller retention.msisdn(billing), ended_at timestamptz,
+						   due_date timestamptz);
+INSERT INTO cal_bill_old VALUES (1, '33611111111', now() - interval '2 years 1 day', 'infinity'),
+								(2, '33611111113', now() - interval '6 months', 'infinity');
+SELECT retention.protect('cal_bill_old', 'ended_at', billing_anchor => 'due_date');
+SELECT retention.verify();
+CALL retention.sweep('cal_bill_old');
+SELECT id FROM cal_bill_old;
+DROP TABLE cal_bill_old;
 SELECT retention._anchor_bounded('cal_bill'::regclass, now(), now() + interval '1 year') AS at_bound,
 	   retention._anchor_bounded('cal_bill'::regclass, now(), now() + interval '1 year 1 second') AS past_it;
 
@@ -275,6 +286,10 @@ SELECT retention.hold('cal_bill', '33611111113', now() - interval '1 year', now(
 					  'PV-11M', until => now() + interval '11 months') > 0 AS placed;
 SELECT retention.hold('cal_bill', '33611111113', now() - interval '1 year', now(), 'billing_dispute',
 					  'INV-OPEN') > 0 AS placed;
+SET timezone = 'Europe/Paris';
+SELECT retention.hold('cal_bill', '33611111113', now() - interval '1 year', now(), 'quick_freeze',
+					  'QF-1Y', until => now() + interval '1 year') > 0 AS placed;
+RESET timezone;
 -- directly, as a superuser: the same
 INSERT INTO retention.hold (relid, subscriber, from_ts, to_ts, reason, reference, until)
 	VALUES ('cal_bill', '33611111113', '-infinity', 'infinity', 'quick_freeze', 'QF-DIRECT', 'infinity');

@@ -300,9 +300,12 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, retention, pg_temp
 AS $$
 BEGIN
+	-- a year in UTC, or in the session's zone (an hour apart at most across
+	-- a daylight-saving change): until => now() + interval '1 year' fits
 	IF NEW.until IS NOT NULL AND
 	   (NOT pg_catalog.isfinite(NEW.until) OR
-		NEW.until > ((NEW.placed_at AT TIME ZONE 'UTC') + interval '1 year') AT TIME ZONE 'UTC') THEN
+		NEW.until > greatest(((NEW.placed_at AT TIME ZONE 'UTC') + interval '1 year') AT TIME ZONE 'UTC',
+							 NEW.placed_at + interval '1 year')) THEN
 		RAISE EXCEPTION 'a hold must end within a year of being placed'
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = pg_catalog.format('until is %s; the hold is placed at %s.', NEW.until, NEW.placed_at),
@@ -319,7 +322,8 @@ SET search_path = pg_catalog, retention, pg_temp
 AS $$
 BEGIN
 	IF NOT pg_catalog.isfinite(NEW.valid_until) OR
-	   NEW.valid_until > ((NEW.granted_at AT TIME ZONE 'UTC') + interval '3 years') AT TIME ZONE 'UTC' THEN
+	   NEW.valid_until > greatest(((NEW.granted_at AT TIME ZONE 'UTC') + interval '3 years') AT TIME ZONE 'UTC',
+								  NEW.granted_at + interval '3 years') THEN
 		RAISE EXCEPTION 'a marketing consent can last at most 3 years'
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = pg_catalog.format('valid_until is %s; the consent is granted at %s.',
