@@ -323,7 +323,7 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	deform(newtuple, desc, &values, &isnull);
 	if (!inserting)
 		anchor_first = check_no_postponing(t, rel, trigdata->tg_trigtuple, values, isnull);
-	else if (!isnull[t->ended_at - 1] &&
+	else if (t->ended_at != InvalidAttrNumber && !isnull[t->ended_at - 1] &&
 			 ended_in_future(instant_of(t->ended_at_type, values[t->ended_at - 1])))
 		refuse_future_end(rel);
 	due = row_due(t, values, isnull, &fully_due, &complete, false);
