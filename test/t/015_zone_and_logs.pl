@@ -122,6 +122,15 @@ $node->safe_psql('postgres', q{
 is($node->safe_psql('postgres', q{SELECT count(*) FROM cdr_late}), '0',
 	'a sweep with PGTZ west of the zone deletes the overdue row');
 
+# the launcher says when log_timezone, which decides, is not TimeZone
+$node->safe_psql('postgres', q{ALTER SYSTEM SET log_timezone = 'Asia/Tokyo'});
+$node->reload;
+$node->wait_for_log(
+	qr/WARNING:  retention reads timestamp columns in log_timezone "Asia\/Tokyo", not in TimeZone "UTC"\n.*DETAIL:  retention.timezone is empty\./);
+pass('the launcher warns when log_timezone and TimeZone differ');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET log_timezone});
+$node->reload;
+
 # --- no clear value in the server log ----------------------------------------
 
 $node->safe_psql('postgres', q{
