@@ -236,7 +236,16 @@ SELECT retention.verify();
 SET timezone = 'Pacific/Kiritimati';
 CALL retention.sweep('cal_local');
 SELECT id FROM cal_local ORDER BY id;
+-- a purpose's view shows the rows the rules keep, in any reader's zone
+SELECT retention.expose('cal_local', 'network_security', 'regress_cal_writer');
+SET ROLE regress_cal_writer;
+SET timezone = 'Pacific/Kiritimati';
+SELECT id FROM cal_local_network_security ORDER BY id;
+SET timezone = 'Etc/GMT+12';
+SELECT id FROM cal_local_network_security ORDER BY id;
+RESET ROLE;
 RESET timezone;
+SELECT retention.unexpose('cal_local', 'network_security', 'regress_cal_writer');
 DROP TABLE cal_local;
 DROP FUNCTION cal_wall(interval);
 

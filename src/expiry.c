@@ -697,6 +697,23 @@ column_kept(const RetentionColumn *c, const RetentionCutoffs *cut,
 }
 
 /*
+ * expiry_window_open: is purpose p's window still open for a complete row
+ * (holds and consents aside)?  What retention.expose()'s views show.
+ */
+bool
+expiry_window_open(const RetentionCutoffs *cut, const RetentionRow *row, int p)
+{
+	RetentionColumn c;
+	RetentionRow bare = *row;
+
+	memset(&c, 0, sizeof(c));
+	c.purposes = PURPOSE_BIT(p);
+	bare.hold = HOLD_NONE;
+	bare.consent = false;
+	return column_kept(&c, cut, &bare);
+}
+
+/*
  * expiry_due_columns: the tagged columns (bit i for t->columns[i]) of a
  * complete row that are due at cut->now; *fully_due when all are.
  */

@@ -119,6 +119,7 @@ extern bool expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_du
 							  const Datum *values, const bool *isnull, bool timestamps);
 
 extern bool expiry_anchor_bounded(const RetentionRow *row);
+extern bool expiry_window_open(const RetentionCutoffs *cut, const RetentionRow *row, int p);
 
 extern TimestampTz retention_timestamp_to_tz(Timestamp ts);
 extern pg_tz *retention_zone(void);

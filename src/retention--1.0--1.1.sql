@@ -366,3 +366,82 @@ CREATE TRIGGER hold_term
 CREATE TRIGGER consent_term
 	BEFORE INSERT OR UPDATE OF valid_until, granted_at ON retention.consent
 	FOR EACH ROW EXECUTE FUNCTION retention._consent_term();
+
+-- Exposure views decide as the rules do: a row is shown for a purpose
+-- while retention._window_open() says its window is open (the window
+-- capped by its ceiling, counted in UTC calendar time, the billing anchor
+-- bounded, a timestamp column read in retention's zone), whatever the
+-- reader's TimeZone.  The hold condition reads ended_at in the same zone.
+CREATE FUNCTION retention._window_open(purpose text, ended_at "any", billing_anchor "any")
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'retention_window_open'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION retention._exposure_sql(tbl regclass, purpose text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	p		retention.protected_table;
+	cols	text;
+	cond	text;
+	ended	text;
+BEGIN
+	SELECT * INTO STRICT p FROM retention.protected_table pt WHERE pt.relid = tbl;
+	SELECT pg_catalog.string_agg(pg_catalog.format('x.%I', a.attname), ', ' ORDER BY a.attnum) INTO cols
+	  FROM pg_catalog.pg_attribute a
+	 WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
+	   AND (NOT EXISTS (SELECT 1 FROM retention.tagged_columns(tbl) t WHERE t.attname = a.attname)
+			OR EXISTS (SELECT 1 FROM retention.tagged_columns(tbl) t
+						WHERE t.attname = a.attname AND purpose = ANY (t.purposes)));
+	IF purpose = 'marketing' THEN
+		cond := CASE WHEN p.subscriber IS NULL THEN 'false' ELSE pg_catalog.format(
+			'EXISTS (SELECT 1 FROM retention.consent c WHERE c.subscriber = x.%I::text '
+			'AND c.withdrawn_at IS NULL AND least(c.valid_until, c.contract_end) > now())',
+			p.subscriber) END;
+	ELSE
+		cond := pg_catalog.format('retention._window_open(%L, x.%I, %s)', purpose, p.ended_at,
+								  CASE WHEN purpose = 'billing' AND p.billing_anchor IS NOT NULL
+									   THEN pg_catalog.format('x.%I', p.billing_anchor)
+									   ELSE 'NULL::timestamptz' END);
+		-- rows a hold keeps for this purpose: disputes for billing, orders
+		-- for law enforcement
+		IF p.subscriber IS NOT NULL AND purpose IN ('billing', 'law_enforcement') THEN
+			ended := CASE WHEN (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+								 WHERE a.attrelid = tbl AND a.attname = p.ended_at) = 'timestamp'::regtype
+						  THEN pg_catalog.format('retention._instant(x.%I)', p.ended_at)
+						  ELSE pg_catalog.format('x.%I', p.ended_at) END;
+			cond := cond || pg_catalog.format(' OR EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = %L::regclass '
+								   'AND h.subscriber = x.%I::text AND h.released_at IS NULL '
+								   'AND (h.until IS NULL OR h.until > now()) AND %s BETWEEN h.from_ts AND h.to_ts '
+								   'AND h.reason %s)',
+								   tbl::oid, p.subscriber, ended,
+								   CASE WHEN purpose = 'billing' THEN '= ''billing_dispute'''
+										ELSE 'IN (''judicial_request'', ''quick_freeze'')' END);
+		END IF;
+	END IF;
+	RETURN pg_catalog.format('SELECT %s FROM %s x WHERE %s', cols, tbl, cond);
+END
+$$;
+
+-- the exposure views of an upgraded database, rebuilt with the new rule
+DO $$
+DECLARE
+	e		record;
+BEGIN
+	FOR e IN SELECT DISTINCT x.relid, x.purpose, x.view_name, n.nspname
+			   FROM retention.exposure x
+			   JOIN pg_catalog.pg_class c ON c.oid = x.relid
+			   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace LOOP
+		IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', e.nspname, e.view_name)) IS NOT NULL THEN
+			-- an extension script replaces only its members: the view is one
+			-- for the moment it is replaced (its grants and dependents stay)
+			EXECUTE pg_catalog.format('ALTER EXTENSION retention ADD VIEW %I.%I', e.nspname, e.view_name);
+			EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %I.%I WITH (security_barrier) AS %s',
+									  e.nspname, e.view_name, retention._exposure_sql(e.relid, e.purpose));
+			EXECUTE pg_catalog.format('ALTER EXTENSION retention DROP VIEW %I.%I', e.nspname, e.view_name);
+		END IF;
+	END LOOP;
+END
+$$;
