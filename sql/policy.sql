@@ -32,8 +32,9 @@ SELECT purpose, "window" FROM retention.policy;
 SELECT count(*) AS audited_since FROM retention.audit_log
  WHERE id > coalesce(:'audit_before', '0')::bigint;
 
--- the window is compared with the ceiling as intervals compare: a month is
--- 30 days, so 90 days fits three months and 91 does not
+-- the window is compared with the ceiling as calendar time (see
+-- windows.sql): three months back from 1 May are 89 days, so neither 90
+-- nor 91 days fits
 SELECT retention.set_window('network_security', '90 days');
 SELECT retention.set_window('network_security', '91 days');
 SELECT retention.set_window('network_security', '3 months');

@@ -52,10 +52,17 @@ static MemoryContext ExpiryCacheContext = NULL;
 static HTAB *table_cache = NULL;
 static RetentionTable *last_table = NULL;
 
-/* the policy: window of each purpose, capped by its ceiling */
+/*
+ * The policy: each purpose's window and legal ceiling, as written.  A
+ * window is never trusted to fit its ceiling (a row of window_setting may
+ * have been written directly, or restored from a dump): every cutoff is
+ * capped by the ceiling's, at the moment it is computed for.
+ */
 static bool policy_valid = false;
 static Interval policy_window[RETENTION_NUM_PURPOSES];
 static bool policy_has_window[RETENTION_NUM_PURPOSES];
+static Interval policy_ceiling[RETENTION_NUM_PURPOSES];
+static bool policy_has_ceiling[RETENTION_NUM_PURPOSES];
 
 /* cutoffs computed last, for the moment they were computed for */
 static bool cutoffs_valid = false;
@@ -195,22 +202,36 @@ load_policy(void)
 	int			nestlevel = retention_pin_search_path();
 
 	SPI_connect();
-	ret = SPI_execute("SELECT purpose, least(\"window\", ceiling) FROM retention.policy",
+	ret = SPI_execute("SELECT purpose, \"window\", ceiling FROM retention.policy",
 					  true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
 	memset(policy_has_window, 0, sizeof(policy_has_window));
+	memset(policy_has_ceiling, 0, sizeof(policy_has_ceiling));
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		char	   *name = SPI_getvalue(tup, SPI_tuptable->tupdesc, 1);
-		bool		isnull;
-		Datum		w = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull);
+		bool		wnull,
+					cnull;
+		Datum		w = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &wnull);
+		Datum		c = SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &cnull);
 		int			p = purpose_lookup(name);
 
-		if (p < 0 || isnull)
+		if (p < 0)
 			continue;
-		policy_window[p] = *DatumGetIntervalP(w);
+		if (!cnull)
+		{
+			policy_ceiling[p] = *DatumGetIntervalP(c);
+			policy_has_ceiling[p] = true;
+		}
+		/* a purpose with a ceiling has a window: at most the ceiling */
+		if (!wnull)
+			policy_window[p] = *DatumGetIntervalP(w);
+		else if (!cnull)
+			policy_window[p] = policy_ceiling[p];
+		else
+			continue;
 		policy_has_window[p] = true;
 	}
 	SPI_finish();
@@ -221,8 +242,73 @@ load_policy(void)
 }
 
 /*
+ * Calendar arithmetic on instants, in UTC: a month or a day is the
+ * calendar's, never 30 days nor the session's local day.  Every deadline,
+ * cutoff and bound of the rules is computed with these two, so that no
+ * TimeZone setting of a session, role, database or client moves them.
+ * retention._window_within() (SQL) compares windows with ceilings in the
+ * same arithmetic.
+ */
+TimestampTz
+retention_instant_minus(TimestampTz t, const Interval *span)
+{
+	if (TIMESTAMP_NOT_FINITE(t))
+		return t;
+	/* a timestamptz is a UTC timestamp: timestamp arithmetic is UTC's */
+	return DatumGetTimestamp(DirectFunctionCall2(timestamp_mi_interval,
+												 TimestampGetDatum(t),
+												 IntervalPGetDatum(span)));
+}
+
+TimestampTz
+retention_instant_plus(TimestampTz t, const Interval *span)
+{
+	if (TIMESTAMP_NOT_FINITE(t))
+		return t;
+	return DatumGetTimestamp(DirectFunctionCall2(timestamp_pl_interval,
+												 TimestampGetDatum(t),
+												 IntervalPGetDatum(span)));
+}
+
+/*
+ * t - span (t + span if plus), or if_out if that is out of range.  The
+ * cutoffs use -infinity: a window too long to compute keeps what its
+ * ceiling allows.
+ */
+static TimestampTz
+instant_shift_or(TimestampTz t, const Interval *span, bool plus, TimestampTz if_out)
+{
+	volatile TimestampTz result = if_out;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	/* timestamp_mi_interval() only computes: nothing to clean up after it */
+	PG_TRY();
+	{
+		result = plus ? retention_instant_plus(t, span) : retention_instant_minus(t, span);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_DATETIME_VALUE_OUT_OF_RANGE)
+		{
+			FreeErrorData(edata);
+			PG_RE_THROW();
+		}
+		FlushErrorState();
+		FreeErrorData(edata);
+		result = if_out;
+	}
+	PG_END_TRY();
+	return result;
+}
+
+/*
  * retention_cutoffs: for each purpose with a window, the latest anchor that
- * is past it at now.  Cheap when called again for the same moment.
+ * is past it at now: now - window, but never earlier than now - ceiling,
+ * whatever the window says.  Cheap when called again for the same moment.
  */
 void
 retention_cutoffs(TimestampTz now, RetentionCutoffs *cut)
@@ -241,10 +327,13 @@ retention_cutoffs(TimestampTz now, RetentionCutoffs *cut)
 	for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
 	{
 		if (policy_has_window[p])
-			last_cutoffs.cutoff[p] =
-				DatumGetTimestampTz(DirectFunctionCall2(timestamptz_mi_interval,
-														TimestampTzGetDatum(now),
-														IntervalPGetDatum(&policy_window[p])));
+		{
+			TimestampTz c = instant_shift_or(now, &policy_window[p], false, DT_NOBEGIN);
+
+			if (policy_has_ceiling[p])
+				c = Max(c, instant_shift_or(now, &policy_ceiling[p], false, DT_NOBEGIN));
+			last_cutoffs.cutoff[p] = c;
+		}
 		else
 			last_cutoffs.cutoff[p] = DT_NOEND;	/* kept by nothing but consent */
 	}
@@ -252,22 +341,35 @@ retention_cutoffs(TimestampTz now, RetentionCutoffs *cut)
 	*cut = last_cutoffs;
 }
 
-/* the zone in which timestamp-without-time-zone columns are read */
-static pg_tz *
-current_retention_tz(void)
+/*
+ * The zone in which timestamp-without-time-zone columns are read: one zone
+ * for the whole server, whatever a session, role, database or client sets.
+ * retention.timezone when set (PGC_SIGHUP: only postgresql.conf, ALTER
+ * SYSTEM or the command line set it); else log_timezone, which is
+ * PGC_SIGHUP too and which initdb sets to the same zone as TimeZone.  The
+ * TimeZone setting itself cannot decide: ALTER DATABASE/ROLE ... SET,
+ * PGOPTIONS and PGTZ change even its reset value.
+ */
+pg_tz *
+retention_zone(void)
 {
+	if (retention_timezone == NULL || retention_timezone[0] == '\0')
+		return log_timezone;
 	if (!tz_valid)
 	{
-		const char *name = retention_timezone;
-
-		if (name == NULL || name[0] == '\0')
-			name = GetConfigOptionResetString("TimeZone");
-		retention_tz = pg_tzset(name);
+		retention_tz = pg_tzset(retention_timezone);
 		if (retention_tz == NULL)
-			retention_tz = session_timezone;
+			retention_tz = log_timezone;	/* check_timezone refused it */
 		tz_valid = true;
 	}
 	return retention_tz;
+}
+
+/* its name, for SQL that reads a timestamp column (AT TIME ZONE) */
+const char *
+retention_zone_name(void)
+{
+	return pg_get_timezone_name(retention_zone());
 }
 
 TimestampTz
@@ -284,7 +386,7 @@ retention_timestamp_to_tz(Timestamp ts)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("timestamp out of range")));
-	tz = DetermineTimeZoneOffset(&tt, current_retention_tz());
+	tz = DetermineTimeZoneOffset(&tt, retention_zone());
 	if (tm2timestamp(&tt, fsec, &tz, &result) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
@@ -537,6 +639,35 @@ retention_table(Oid relid)
  * -------------------------------------------------------------------------
  */
 
+/*
+ * The billing anchor bounded: a row's billing window runs from its billing
+ * anchor (the invoice's due date), but never from later than ended_at plus
+ * the billing ceiling.  An anchor of infinity or of year 9999, written by
+ * any role that may INSERT, would otherwise keep billing data forever:
+ * bounded, billing data are kept at most two ceilings after the call (a
+ * due date up to a year after it, then the year L34-2 allows).
+ * expiry_anchor_bounded() says whether the bound applies to a row.
+ */
+static inline bool
+anchor_kept(const RetentionRow *row, TimestampTz cutoff)
+{
+	if (row->billing_anchor <= cutoff)
+		return false;
+	if (!policy_has_ceiling[RETENTION_BILLING])
+		return true;
+	return instant_shift_or(row->ended_at, &policy_ceiling[RETENTION_BILLING], true,
+							DT_NOEND) > cutoff;
+}
+
+bool
+expiry_anchor_bounded(const RetentionRow *row)
+{
+	if (!row->has_anchor || !policy_has_ceiling[RETENTION_BILLING])
+		return false;
+	return row->billing_anchor >
+		instant_shift_or(row->ended_at, &policy_ceiling[RETENTION_BILLING], true, DT_NOEND);
+}
+
 /* is column c of a complete row still kept for one of its purposes? */
 static inline bool
 column_kept(const RetentionColumn *c, const RetentionCutoffs *cut,
@@ -550,8 +681,8 @@ column_kept(const RetentionColumn *c, const RetentionCutoffs *cut,
 	{
 		if (row->hold == HOLD_BILLING)
 			return true;
-		if ((row->has_anchor ? row->billing_anchor : row->ended_at) >
-			cut->cutoff[RETENTION_BILLING])
+		if (row->has_anchor ? anchor_kept(row, cut->cutoff[RETENTION_BILLING]) :
+			row->ended_at > cut->cutoff[RETENTION_BILLING])
 			return true;
 	}
 	if ((ps & PURPOSE_BIT(RETENTION_LAW_ENFORCEMENT)) &&
@@ -563,6 +694,23 @@ column_kept(const RetentionColumn *c, const RetentionCutoffs *cut,
 	if ((ps & PURPOSE_BIT(RETENTION_MARKETING)) && row->consent)
 		return true;
 	return false;
+}
+
+/*
+ * expiry_window_open: is purpose p's window still open for a complete row
+ * (holds and consents aside)?  What retention.expose()'s views show.
+ */
+bool
+expiry_window_open(const RetentionCutoffs *cut, const RetentionRow *row, int p)
+{
+	RetentionColumn c;
+	RetentionRow bare = *row;
+
+	memset(&c, 0, sizeof(c));
+	c.purposes = PURPOSE_BIT(p);
+	bare.hold = HOLD_NONE;
+	bare.consent = false;
+	return column_kept(&c, cut, &bare);
 }
 
 /*

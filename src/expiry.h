@@ -21,6 +21,7 @@
 #include "access/tupdesc.h"
 #include "executor/spi.h"
 #include "utils/relcache.h"
+#include "pgtime.h"
 #include "utils/timestamp.h"
 
 /* at most this many tagged columns per table (a bitmask of them is used) */
@@ -118,7 +119,14 @@ extern bool expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_du
 							  bool may_hash, const Datum *values, const bool *isnull,
 							  bool timestamps);
 
+extern bool expiry_anchor_bounded(const RetentionRow *row);
+extern bool expiry_window_open(const RetentionCutoffs *cut, const RetentionRow *row, int p);
+
 extern TimestampTz retention_timestamp_to_tz(Timestamp ts);
+extern pg_tz *retention_zone(void);
+extern const char *retention_zone_name(void);
+extern TimestampTz retention_instant_minus(TimestampTz t, const Interval *span);
+extern TimestampTz retention_instant_plus(TimestampTz t, const Interval *span);
 
 /* sweep.c */
 extern TimestampTz retention_table_maxcut(const RetentionTable *t, const RetentionCutoffs *cut);

@@ -30,6 +30,9 @@
 PG_FUNCTION_INFO_V1(retention_column_states);
 PG_FUNCTION_INFO_V1(retention_row_args_sql);
 PG_FUNCTION_INFO_V1(retention_due_prefilter_sql);
+PG_FUNCTION_INFO_V1(retention_anchor_bounded);
+PG_FUNCTION_INFO_V1(retention_instant);
+PG_FUNCTION_INFO_V1(retention_window_open);
 
 /* the states _column_states() reports, one letter per tagged column */
 #define STATE_NULL			'n'		/* no value */
@@ -183,4 +186,81 @@ retention_column_states(PG_FUNCTION_ARGS)
 	}
 	states[t->ncolumns] = '\0';
 	PG_RETURN_TEXT_P(cstring_to_text(states));
+}
+
+/*
+ * retention._anchor_bounded(tableoid, ended_at, billing_anchor): is the
+ * row's billing anchor later than expiry.c lets it count (ended_at plus
+ * the billing ceiling)?  report() counts such rows: their billing
+ * deadline is not the one the anchor says.
+ */
+Datum
+retention_anchor_bounded(PG_FUNCTION_ARGS)
+{
+	RetentionRow row;
+	RetentionCutoffs cut;
+	Oid			type;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		PG_RETURN_BOOL(false);
+	memset(&row, 0, sizeof(row));
+	type = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	row.ended_at = (type == TIMESTAMPOID) ?
+		retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(1)) : PG_GETARG_TIMESTAMPTZ(1);
+	type = get_fn_expr_argtype(fcinfo->flinfo, 2);
+	row.billing_anchor = (type == TIMESTAMPOID) ?
+		retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(2)) : PG_GETARG_TIMESTAMPTZ(2);
+	row.has_anchor = true;
+	/* loads the policy, whose billing ceiling is the bound */
+	retention_cutoffs(GetCurrentStatementStartTimestamp(), &cut);
+	PG_RETURN_BOOL(expiry_anchor_bounded(&row));
+}
+
+/*
+ * retention._instant(timestamp): the instant a timestamp-without-time-zone
+ * value of a protected table stands for, read in retention's zone (see
+ * retention_zone()), whatever the session's TimeZone.
+ */
+Datum
+retention_instant(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TIMESTAMPTZ(retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(0)));
+}
+
+/*
+ * retention._window_open(purpose, ended_at, billing_anchor): is the
+ * purpose's window open for a row with these anchors now (holds and
+ * consents aside)?  A row in progress is open.  The views of
+ * retention.expose() show the rows it says, deciding as the rules do: the
+ * window capped by its ceiling, the anchor bounded, timestamp columns read
+ * in retention's zone.
+ */
+Datum
+retention_window_open(PG_FUNCTION_ARGS)
+{
+	RetentionRow row;
+	RetentionCutoffs cut;
+	Oid			type;
+	int			p;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	if (PG_ARGISNULL(1))
+		PG_RETURN_BOOL(true);
+	p = purpose_lookup(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	if (p < 0)
+		purpose_unknown_error(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	memset(&row, 0, sizeof(row));
+	type = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	row.ended_at = (type == TIMESTAMPOID) ?
+		retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(1)) : PG_GETARG_TIMESTAMPTZ(1);
+	if (!PG_ARGISNULL(2))
+	{
+		type = get_fn_expr_argtype(fcinfo->flinfo, 2);
+		row.billing_anchor = (type == TIMESTAMPOID) ?
+			retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(2)) : PG_GETARG_TIMESTAMPTZ(2);
+		row.has_anchor = (p == RETENTION_BILLING);
+	}
+	retention_cutoffs(GetCurrentStatementStartTimestamp(), &cut);
+	PG_RETURN_BOOL(expiry_window_open(&cut, &row, p));
 }

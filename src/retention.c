@@ -214,8 +214,9 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomStringVariable("retention.timezone",
-							   "Time zone in which timestamp-without-time-zone ended_at columns are read (empty: the server's TimeZone).",
-							   NULL,
+							   "Time zone in which timestamp-without-time-zone columns of protected tables are read (empty: log_timezone).",
+							   "No session, role, database or client setting changes the zone: it is set, as log_timezone is, "
+							   "in postgresql.conf, by ALTER SYSTEM or on the server's command line.",
 							   &retention_timezone,
 							   "",
 							   PGC_SIGHUP,

@@ -86,6 +86,16 @@ PG_FUNCTION_INFO_V1(retention_sweep_row);
 #define HOLD_LOCK_PREFIX	INT64CONST(0x52455448)
 
 
+/*
+ * What a sweep says of the error it caught in a table, instead of the
+ * error's own detail and context: these quote the failing row ("Failing
+ * row contains (...)" of a CHECK or NOT NULL violation, "Key (caller)=(...)"
+ * of a unique or foreign key violation), and a sweep's warnings go to the
+ * server log.  The message names the constraint, not the values.
+ */
+#define SWEEP_ERROR_DETAIL \
+	"The error's detail and context are not shown: they may quote the row's personal data."
+
 /* what _sweep_row() says of a row */
 #define ROW_NOTHING		0
 #define ROW_ANONYMIZE	1
@@ -335,11 +345,19 @@ retention_row_args(Oid relid, Oid root, bool has_holds, const char *moment, char
 	else
 		appendStringInfoString(&s, "false, ");
 	if (has_holds && sub)
+	{
+		/* a timestamp column's value is an instant in retention's zone only */
+		char	   *instant = t->ended_at_type == TIMESTAMPOID ?
+			psprintf("(x.%s AT TIME ZONE %s)", ATTNAME(t->ended_at),
+					 quote_literal_cstr(retention_zone_name())) :
+			psprintf("x.%s", ATTNAME(t->ended_at));
+
 		appendStringInfo(&s, "(SELECT max(CASE WHEN h.reason = 'billing_dispute' THEN 1 ELSE 2 END) "
 						 "FROM retention.hold h WHERE h.relid = %u::oid::regclass AND h.subscriber = x.%s::text "
 						 "AND h.released_at IS NULL AND (h.until IS NULL OR h.until > %s) "
-						 "AND x.%s BETWEEN h.from_ts AND h.to_ts)",
-						 root, sub, moment, ATTNAME(t->ended_at));
+						 "AND %s BETWEEN h.from_ts AND h.to_ts)",
+						 root, sub, moment, instant);
+	}
 	else
 		appendStringInfoString(&s, "NULL::integer");
 	for (i = 0; i < t->ncolumns; i++)
@@ -600,6 +618,28 @@ log_progress(SweepRun *run, int64 log_id, const char *phase, SweepCounts *c)
 	run_as_owner(run, progress_step, &pr);
 }
 
+/* what a sweep of the leaf would do, counted; it changes nothing */
+static void
+dry_run_step(void *arg)
+{
+	SweepLeaf  *l = (SweepLeaf *) arg;
+	bool		isnull;
+	int64		would[4];
+	int			s;
+
+	for (s = ROW_ANONYMIZE; s <= ROW_HELD; s++)
+	{
+		run_sql(psprintf("SELECT count(*) FROM %s x WHERE x.%s <= $1 AND %s = %d",
+						 l->qualified, l->ended_at, l->status_expr, s),
+				2, (Oid[]) {l->maxcut_type, TIMESTAMPTZOID},
+				(Datum[]) {l->maxcut, TimestampTzGetDatum(l->run->cutoff)}, SPI_OK_SELECT);
+		would[s] = DatumGetInt64(first_value(&isnull));
+	}
+	l->counts->anonymized += would[ROW_ANONYMIZE];
+	l->counts->deleted += would[ROW_DELETE];
+	l->counts->held += would[ROW_HELD];
+}
+
 /* returns NULL, or the error that stopped this leaf */
 static ErrorData *
 sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
@@ -644,23 +684,9 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 
 	if (run->dry_run)
 	{
-		bool		isnull;
-		int64		would[4];
-		int			s;
-
 		relation_close(rel, NoLock);
-		for (s = ROW_ANONYMIZE; s <= ROW_HELD; s++)
-		{
-			run_sql(psprintf("SELECT count(*) FROM %s x WHERE x.%s <= $1 AND %s = %d",
-							 l.qualified, l.ended_at, l.status_expr, s),
-					2, (Oid[]) {l.maxcut_type, TIMESTAMPTZOID},
-					(Datum[]) {l.maxcut, TimestampTzGetDatum(run->cutoff)}, SPI_OK_SELECT);
-			would[s] = DatumGetInt64(first_value(&isnull));
-		}
-		counts->anonymized += would[ROW_ANONYMIZE];
-		counts->deleted += would[ROW_DELETE];
-		counts->held += would[ROW_HELD];
-		return NULL;
+		/* with the rights of the real sweep: the caller may not read the table */
+		return retention_run_as(run->owner, dry_run_step, &l);
 	}
 
 	if (is_partition && partition_fully_due(&l, rel))
@@ -933,7 +959,12 @@ sweep_table(SweepRun *run, Oid relid)
 		MemoryContextSwitchTo(cxt);
 		TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
 
-		if (run->dry_run)
+		if (run->dry_run && edata)
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("dry run on table \"%s\" failed: %s", get_rel_name(relid), edata->message),
+					 errdetail(SWEEP_ERROR_DETAIL)));
+		else if (run->dry_run)
 			ereport(NOTICE,
 					(errmsg("dry run on \"%s\": would anonymize " INT64_FORMAT " rows and delete " INT64_FORMAT
 							", " INT64_FORMAT " held back",
@@ -949,7 +980,7 @@ sweep_table(SweepRun *run, Oid relid)
 				ereport(WARNING,
 						(errcode(edata->sqlerrcode),
 						 errmsg("sweep of table \"%s\" failed: %s", get_rel_name(relid), edata->message),
-						 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+						 errdetail(SWEEP_ERROR_DETAIL),
 						 errhint("The error is in retention.sweep_log; the other tables were swept.")));
 			}
 			else

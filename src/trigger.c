@@ -147,7 +147,7 @@ deform(HeapTuple tuple, TupleDesc desc, Datum **values, bool **isnull)
  */
 static uint64
 row_due(RetentionTable *t, const Datum *values, const bool *isnull,
-		bool *fully_due, bool *complete)
+		bool *fully_due, bool *complete, bool without_anchor)
 {
 	RetentionCutoffs cut;
 	RetentionRow row;
@@ -157,6 +157,8 @@ row_due(RetentionTable *t, const Datum *values, const bool *isnull,
 	*complete = expiry_read_row(t, values, isnull, &row);
 	if (!*complete)
 		return 0;
+	if (without_anchor)
+		row.has_anchor = false;
 	retention_cutoffs(decision_time(), &cut);
 	due = expiry_due_columns(t, &cut, &row, fully_due);
 	if (due == 0)
@@ -208,6 +210,105 @@ check_trigger(FunctionCallInfo fcinfo, const char *name)
 				 errmsg("function \"%s\" must be fired for each row on INSERT or UPDATE", name)));
 }
 
+/* the instant a timestamp column's value stands for */
+static TimestampTz
+instant_of(Oid type, Datum d)
+{
+	if (type == TIMESTAMPOID)
+		return retention_timestamp_to_tz(DatumGetTimestamp(d));
+	return DatumGetTimestampTz(d);
+}
+
+/*
+ * How far ahead of the server's clock ended_at may be: clock skew, and a
+ * timestamp column written in a zone up to 26 hours from retention's.  A
+ * later end (infinity, year 9999) would keep the row from every deadline.
+ */
+#define FUTURE_TOLERANCE	((TimestampTz) 2 * USECS_PER_DAY)
+
+static bool
+ended_in_future(TimestampTz ended_at)
+{
+	return ended_at > decision_time() + FUTURE_TOLERANCE;
+}
+
+static void
+refuse_future_end(Relation rel)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+			 errmsg("ended_at of a row of \"%s\" is in the future", RelationGetRelationName(rel)),
+			 errdetail("Deadlines run from the end of the communication: an end to come would postpone them all."),
+			 errhint("ended_at may be at most 2 days ahead of the server's clock; leave it NULL while the call is in progress.")));
+}
+
+/*
+ * An UPDATE of a completed row may not postpone its deadlines: they run
+ * from ended_at (and, for billing, from the billing anchor), so once a
+ * communication has ended its end cannot go back to NULL ("in progress")
+ * nor move later, and a billing anchor once set cannot move later (nor to
+ * NULL when ended_at is later than it).  Moving either earlier only
+ * brings deadlines closer, and is allowed; so is setting an anchor for the
+ * first time (the invoice is issued after the call), within the bound of
+ * expiry.c, but what was due without it stays due: returns true then, for
+ * the caller to apply both.
+ */
+static bool
+check_no_postponing(RetentionTable *t, Relation rel, HeapTuple oldtuple,
+					const Datum *values, const bool *isnull)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	bool		oldnull;
+	Datum		old;
+	TimestampTz old_anchor;
+	TimestampTz new_anchor;
+
+	if (t->ended_at == InvalidAttrNumber)
+		return false;
+	old = heap_getattr(oldtuple, t->ended_at, desc, &oldnull);
+	if (oldnull)
+	{
+		/* completed now: not in the future */
+		if (!isnull[t->ended_at - 1] &&
+			ended_in_future(instant_of(t->ended_at_type, values[t->ended_at - 1])))
+			refuse_future_end(rel);
+		return false;
+	}
+	if (isnull[t->ended_at - 1])
+		ereport(ERROR,
+				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+				 errmsg("cannot set ended_at of a completed row of \"%s\" back to NULL",
+						RelationGetRelationName(rel)),
+				 errdetail("Its deadlines run from the end of the communication: a row in progress has none."),
+				 errhint("A completed communication stays completed; an earlier ended_at is accepted.")));
+	if (instant_of(t->ended_at_type, values[t->ended_at - 1]) >
+		instant_of(t->ended_at_type, old))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+				 errmsg("cannot move ended_at of a completed row of \"%s\" later",
+						RelationGetRelationName(rel)),
+				 errdetail("Its deadlines run from the end of the communication: a later end would postpone them."),
+				 errhint("An earlier ended_at is accepted; to keep a row longer, place a hold.")));
+
+	if (t->anchor == InvalidAttrNumber)
+		return false;
+	old = heap_getattr(oldtuple, t->anchor, desc, &oldnull);
+	if (oldnull)
+		return !isnull[t->anchor - 1];	/* set for the first time */
+	old_anchor = instant_of(t->anchor_type, old);
+	new_anchor = isnull[t->anchor - 1] ?
+		instant_of(t->ended_at_type, values[t->ended_at - 1]) :
+		instant_of(t->anchor_type, values[t->anchor - 1]);
+	if (new_anchor > old_anchor)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+				 errmsg("cannot move the billing anchor of a completed row of \"%s\" later",
+						RelationGetRelationName(rel)),
+				 errdetail("Its billing deadline runs from the billing anchor (or from ended_at where the anchor is NULL): a later one would postpone it."),
+				 errhint("An earlier billing anchor is accepted; to keep billing data longer, place a billing_dispute hold.")));
+	return false;
+}
+
 /*
  * retention_expire_before: BEFORE INSERT/UPDATE FOR EACH ROW.  Applies what
  * is due to the new row before it is stored.  A fully due row in a table
@@ -232,6 +333,7 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	uint64		due;
 	HeapTuple	noop;
 	bool		may_hash;
+	bool		anchor_first = false;
 
 	check_trigger(fcinfo, "retention._expire_before");
 	rel = trigdata->tg_relation;
@@ -246,7 +348,21 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	noop = (!inserting && RelationGetRelid(rel) == retention_fixup_relid) ?
 		NULL : newtuple;
 	deform(newtuple, desc, &values, &isnull);
-	due = row_due(t, values, isnull, &fully_due, &complete);
+	if (!inserting)
+		anchor_first = check_no_postponing(t, rel, trigdata->tg_trigtuple, values, isnull);
+	else if (t->ended_at != InvalidAttrNumber && !isnull[t->ended_at - 1] &&
+			 ended_in_future(instant_of(t->ended_at_type, values[t->ended_at - 1])))
+		refuse_future_end(rel);
+	due = row_due(t, values, isnull, &fully_due, &complete, false);
+	if (anchor_first)
+	{
+		/* what was due before the anchor was set stays due */
+		bool		was_fully_due;
+		uint64		all = (UINT64CONST(1) << (t->ncolumns - 1) << 1) - 1;
+
+		due |= row_due(t, values, isnull, &was_fully_due, &complete, true);
+		fully_due = (due == all);
+	}
 	if (due == 0)
 		return PointerGetDatum(noop);
 
@@ -405,6 +521,9 @@ retention_expire_after(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 
 	deform(tuple, desc, &values, &isnull);
+	if (inserting && t->ended_at != InvalidAttrNumber && !isnull[t->ended_at - 1] &&
+		ended_in_future(instant_of(t->ended_at_type, values[t->ended_at - 1])))
+		refuse_future_end(rel);
 
 	/*
 	 * After an UPDATE the BEFORE trigger has applied what was due: only the
@@ -423,7 +542,7 @@ retention_expire_after(PG_FUNCTION_ARGS)
 		if (!fully_due)
 			return PointerGetDatum(NULL);
 	}
-	due = row_due(t, values, isnull, &fully_due, &complete);
+	due = row_due(t, values, isnull, &fully_due, &complete, false);
 	if (due == 0)
 		return PointerGetDatum(NULL);
 
@@ -510,6 +629,9 @@ retention_due_at_write(PG_FUNCTION_ARGS)
 	}
 	if (!cache->protected)
 		PG_RETURN_BOOL(false);
+	/* an end to come: the AFTER trigger refuses it */
+	if (row.ended_at > now + FUTURE_TOLERANCE)
+		PG_RETURN_BOOL(true);
 	if (cache->exact)
 		PG_RETURN_BOOL(row.ended_at <= cache->bound);
 

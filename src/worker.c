@@ -419,6 +419,21 @@ launcher_log_schedule(bool started)
 				(errmsg("retention launcher reloaded its configuration"),
 				 errdetail_internal("%s", detail)));
 	pfree(detail);
+
+	/*
+	 * Timestamp-without-time-zone columns are read in retention.timezone,
+	 * else in log_timezone (expiry.c): say so when that is not the zone of
+	 * postgresql.conf's TimeZone, which the launcher, connected to no
+	 * database, has as it is.
+	 */
+	if ((retention_timezone == NULL || retention_timezone[0] == '\0') &&
+		pg_strcasecmp(pg_get_timezone_name(log_timezone),
+					  pg_get_timezone_name(session_timezone)) != 0)
+		ereport(WARNING,
+				(errmsg("retention reads timestamp columns in log_timezone \"%s\", not in TimeZone \"%s\"",
+						pg_get_timezone_name(log_timezone), pg_get_timezone_name(session_timezone)),
+				 errdetail("retention.timezone is empty."),
+				 errhint("Set retention.timezone to the zone in which writers fill timestamp-without-time-zone columns.")));
 }
 
 /* SIGHUP: reload, and reschedule if the schedule changed */
@@ -741,7 +756,8 @@ sweeper_run(const char *sql)
 		ereport(WARNING,
 				(errcode(edata->sqlerrcode),
 				 errmsg_internal("%s", edata->message),
-				 edata->detail ? errdetail_internal("%s", edata->detail) : 0,
+				 /* a detail may quote a row: never in the server log */
+				 edata->detail ? errdetail("The error's detail is not shown: it may quote personal data.") : 0,
 				 errcontext("retention sweeper running \"%s\"", sql)));
 		FreeErrorData(edata);
 		ok = false;
