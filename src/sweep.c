@@ -47,6 +47,8 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
+#include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
 #include "executor/instrument.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -60,6 +62,7 @@
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "storage/pmsignal.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -110,6 +113,8 @@ typedef struct SweepCounts
 	int64		deleted;
 	int64		held;
 	int64		skipped;
+	int64		kept;			/* due, yet left as they were by the table's
+								 * own triggers: a failure */
 	int			truncated;
 	int64		paused_us;		/* batch_delay and max_wal_rate pauses */
 } SweepCounts;
@@ -131,6 +136,7 @@ typedef struct SweepLeaf
 	BlockNumber from;
 	BlockNumber to;
 	bool		skip_locked;
+	bool		recheck;		/* other BEFORE triggers may undo a batch */
 	SweepCounts *counts;
 	MemoryContext cxt;			/* lives as long as the leaf's sweep */
 } SweepLeaf;
@@ -365,6 +371,26 @@ batch_where(SweepLeaf *l, int state)
  * -------------------------------------------------------------------------
  */
 
+/* the ctids an UPDATE ... RETURNING ctid returned, as a tid[] */
+static Datum
+returned_tids(void)
+{
+	Datum	   *tids = palloc(sizeof(Datum) * Max(SPI_processed, 1));
+	uint64		i;
+	int			n = 0;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			tids[n++] = d;
+	}
+	return PointerGetDatum(construct_array(tids, n, TIDOID, sizeof(ItemPointerData), false,
+										   TYPALIGN_SHORT));
+}
+
 static void
 batch_step(void *arg)
 {
@@ -372,6 +398,9 @@ batch_step(void *arg)
 	Oid			types[2] = {l->maxcut_type, TIMESTAMPTZOID};
 	Datum		values[2] = {l->maxcut, TimestampTzGetDatum(l->run->cutoff)};
 	SweepCounts *c = l->counts;
+	int64		skipped_before = c->skipped;
+	int64		anonymized_before = c->anonymized;
+	Datum		updated = (Datum) 0;
 	char	   *sql;
 	uint64		n;
 	int			i;
@@ -410,6 +439,9 @@ batch_step(void *arg)
 	for (i = 0; i < lengthof(states); i++)
 	{
 		int			state = states[i];
+		bool		returning = l->recheck && state == ROW_ANONYMIZE;
+		int			expected = state == ROW_DELETE ? SPI_OK_DELETE :
+			returning ? SPI_OK_UPDATE_RETURNING : SPI_OK_UPDATE;
 
 		if (state == ROW_DELETE && l->keep_anonymized)
 			continue;
@@ -418,12 +450,12 @@ batch_step(void *arg)
 		{
 			sql = psprintf(state == ROW_DELETE ?
 						   "DELETE FROM %s x WHERE %s" :
-						   "UPDATE %s x SET %s = x.%s WHERE %s",
+						   "UPDATE %s x SET %s = x.%s WHERE %s%s",
 						   l->qualified,
 						   state == ROW_DELETE ? batch_where(l, state) : l->ended_at,
-						   l->ended_at, batch_where(l, state));
-			n = run_sql(sql, 2, types, values,
-						state == ROW_DELETE ? SPI_OK_DELETE : SPI_OK_UPDATE);
+						   l->ended_at, batch_where(l, state),
+						   returning ? " RETURNING x.ctid" : "");
+			n = run_sql(sql, 2, types, values, expected);
 		}
 		else
 		{
@@ -439,20 +471,59 @@ batch_step(void *arg)
 							   l->qualified, l->qualified, batch_where(l, state));
 			else
 				sql = psprintf("UPDATE %s y SET %s = y.%s FROM (SELECT x.ctid FROM %s x WHERE %s "
-							   "FOR UPDATE OF x SKIP LOCKED) s WHERE y.ctid = s.ctid",
+							   "FOR UPDATE OF x SKIP LOCKED) s WHERE y.ctid = s.ctid%s",
 							   l->qualified, l->ended_at, l->ended_at, l->qualified,
-							   batch_where(l, state));
-			n = run_sql(sql, 2, types, values,
-						state == ROW_DELETE ? SPI_OK_DELETE : SPI_OK_UPDATE);
+							   batch_where(l, state), returning ? " RETURNING y.ctid" : "");
+			n = run_sql(sql, 2, types, values, expected);
 			c->skipped += (int64) (candidates - Min(candidates, n));
 		}
 		pace_active = false;
+		if (returning)
+			updated = returned_tids();
 		if (state == ROW_DELETE)
 			c->deleted += n;
 		else
 			c->anonymized += n;
 	}
 	retention_sweep_unheld_relid = InvalidOid;
+
+	/*
+	 * A trigger of the table's own that fires before the row is changed can
+	 * keep it (a BEFORE DELETE returning NULL is not counted, but a BEFORE
+	 * UPDATE setting NEW to OLD is): where there is one, what is still due
+	 * in the batch's range was not done, whatever the counts above say.
+	 */
+	if (l->recheck)
+	{
+		bool		isnull;
+		int64		in_range;
+		int64		unchanged = 0;
+		int64		moved_out = 0;
+		const char *range = psprintf("x.ctid >= '(%u,0)'::tid AND x.ctid < '(%u,0)'::tid",
+									 l->from, l->to);
+
+		sql = psprintf("SELECT count(*) FROM %s x WHERE %s AND x.%s <= $1 AND %s IN (%d, %d)",
+					   l->qualified, range, l->ended_at, l->status_expr, ROW_ANONYMIZE, ROW_DELETE);
+		run_sql(sql, 2, types, values, SPI_OK_SELECT);
+		in_range = DatumGetInt64(first_value(&isnull));
+		/* rows locked by others were counted as skipped, not kept */
+		in_range -= Min(in_range, c->skipped - skipped_before);
+		if (updated != (Datum) 0)
+		{
+			/* rows an UPDATE wrote back as they were (maybe to another block) */
+			sql = psprintf("SELECT count(*), count(*) FILTER (WHERE NOT (%s)) FROM %s x "
+						   "WHERE x.ctid = ANY ($3) AND %s IN (%d, %d)",
+						   range, l->qualified, l->status_expr, ROW_ANONYMIZE, ROW_DELETE);
+			run_sql(sql, 3, (Oid[]) {l->maxcut_type, TIMESTAMPTZOID, TIDARRAYOID},
+					(Datum[]) {l->maxcut, TimestampTzGetDatum(l->run->cutoff), updated},
+					SPI_OK_SELECT);
+			unchanged = DatumGetInt64(first_value(&isnull));
+			moved_out = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 2, &isnull));
+		}
+		c->anonymized -= Min(unchanged, c->anonymized - anonymized_before);
+		c->kept += in_range + moved_out;
+	}
 
 	if (l->has_holds)
 	{
@@ -600,6 +671,51 @@ log_progress(SweepRun *run, int64 log_id, const char *phase, SweepCounts *c)
 	run_as_owner(run, progress_step, &pr);
 }
 
+/* an error of the sweep's own, for a table's sweep_log row */
+static ErrorData *
+sweep_failure(int sqlerrcode, const char *message, const char *detail)
+{
+	ErrorData  *e = palloc0(sizeof(ErrorData));
+
+	e->elevel = ERROR;
+	e->sqlerrcode = sqlerrcode;
+	e->message = pstrdup(message);
+	e->detail = detail ? pstrdup(detail) : NULL;
+	return e;
+}
+
+/*
+ * Has rel a row trigger other than retention's that fires before an UPDATE
+ * or a DELETE of the sweep's (which runs with session_replication_role
+ * origin)?  Such a trigger can keep a row as it was.
+ */
+static bool
+has_foreign_before_triggers(Relation rel)
+{
+	TriggerDesc *td = rel->trigdesc;
+	Oid			nsp = retention_schema_oid(false);
+	int			i;
+
+	if (td == NULL)
+		return false;
+	for (i = 0; i < td->numtriggers; i++)
+	{
+		Trigger    *tg = &td->triggers[i];
+		char	   *fname;
+
+		if (!TRIGGER_FOR_ROW(tg->tgtype) || !TRIGGER_FOR_BEFORE(tg->tgtype) ||
+			!(TRIGGER_FOR_UPDATE(tg->tgtype) || TRIGGER_FOR_DELETE(tg->tgtype)) ||
+			tg->tgenabled == TRIGGER_DISABLED || tg->tgenabled == TRIGGER_FIRES_ON_REPLICA)
+			continue;
+		fname = get_func_name(tg->tgfoid);
+		if (get_func_namespace(tg->tgfoid) == nsp && fname != NULL &&
+			strcmp(fname, "_expire_before") == 0)
+			continue;
+		return true;
+	}
+	return false;
+}
+
 /* returns NULL, or the error that stopped this leaf */
 static ErrorData *
 sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
@@ -641,6 +757,14 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 	nblocks = RelationGetNumberOfBlocks(rel);
 	per_block = rows_per_block(rel);
 	is_partition = rel->rd_rel->relispartition;
+	if (rel->rd_rel->relhasrules)
+	{
+		relation_close(rel, NoLock);
+		return sweep_failure(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+							 psprintf("protected table \"%s\" has rules", get_rel_name(leaf)),
+							 "A rule rewrites the sweep's statements: what they did could not be counted.");
+	}
+	l.recheck = has_foreign_before_triggers(rel);
 
 	if (run->dry_run)
 	{
@@ -930,6 +1054,12 @@ sweep_table(SweepRun *run, Oid relid)
 					break;
 			}
 		}
+		/* what was due and is still there was not done: a failure */
+		if (edata == NULL && counts.kept > 0)
+			edata = sweep_failure(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION,
+								  psprintf(INT64_FORMAT " rows due were kept as they were by triggers of the table",
+										   counts.kept),
+								  "A trigger of the table's own undid or skipped the sweep's change: those rows are still overdue.");
 		MemoryContextSwitchTo(cxt);
 		TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
 

@@ -43,11 +43,13 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -56,6 +58,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "expiry.h"
@@ -257,7 +260,7 @@ retention_fixup_plan(RetentionTable *t, Relation rel, bool delete)
 	{
 		const char *ended_at = NameStr(TupleDescAttr(RelationGetDescr(rel), t->ended_at - 1)->attname);
 
-		sql = psprintf("UPDATE ONLY %s SET %s = %s WHERE ctid = $1", relname,
+		sql = psprintf("UPDATE ONLY %s SET %s = %s WHERE ctid = $1 RETURNING ctid", relname,
 					   quote_identifier(ended_at), quote_identifier(ended_at));
 	}
 	*slot = SPI_prepare(sql, 1, argtypes);
@@ -286,8 +289,48 @@ fixup_step(void *arg)
 	retention_fixup_relid = RelationGetRelid(f->rel);
 	SPI_connect();
 	ret = SPI_execute_plan(retention_fixup_plan(f->t, f->rel, f->delete), &tid, NULL, false, 1);
-	if (ret != (f->delete ? SPI_OK_DELETE : SPI_OK_UPDATE))
+	if (ret != (f->delete ? SPI_OK_DELETE : SPI_OK_UPDATE_RETURNING))
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+
+	/*
+	 * Count only what was done: a trigger of the table's own may have kept
+	 * the row (a BEFORE trigger returning NULL), or written it back as it
+	 * was (NEW := OLD).
+	 */
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+				 errmsg("a trigger of the table kept the row")));
+	if (!f->delete)
+	{
+		bool		isnull;
+		ItemPointer newtid = (ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0],
+																		 SPI_tuptable->tupdesc, 1,
+																		 &isnull));
+		TupleTableSlot *slot = table_slot_create(f->rel, NULL);
+		TupleDesc	desc = RelationGetDescr(f->rel);
+		bool		should_free;
+		HeapTuple	tuple;
+		Datum	   *values;
+		bool	   *nulls;
+		bool		fully_due,
+					complete;
+		uint64		due;
+
+		if (isnull || !table_tuple_fetch_row_version(f->rel, newtid, SnapshotAny, slot))
+			elog(ERROR, "could not read back the row written at (%u,%u)",
+				 ItemPointerGetBlockNumber(newtid), ItemPointerGetOffsetNumber(newtid));
+		tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		deform(tuple, desc, &values, &nulls);
+		due = row_due(f->t, values, nulls, &fully_due, &complete);
+		if (due != 0 && expiry_needs_work(f->t, due, fully_due, values, nulls, true))
+			ereport(ERROR,
+					(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+					 errmsg("a trigger of the table wrote the row back as it was")));
+		if (should_free)
+			heap_freetuple(tuple);
+		ExecDropSingleTupleTableSlot(slot);
+	}
 	SPI_finish();
 }
 
