@@ -13,6 +13,9 @@
  * ddl_command_end and sql_drop by the SQL functions of the 1.1 script;
  * this file is not for that.
  *
+ * The functions are SECURITY DEFINER but keep the caller's search_path,
+ * in which the statement names its table; their SQL is schema-qualified.
+ *
  * Copyright (c) 2026, retention developers
  *
  * src/guard.c
@@ -46,7 +49,7 @@ protector_of(Oid relid)
 	if (!OidIsValid(relid))
 		return InvalidOid;
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT retention._is_protected($1::regclass)::oid", 1,
+	if (SPI_execute_with_args("SELECT retention._is_protected($1::pg_catalog.regclass)::pg_catalog.oid", 1,
 							  (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)},
 							  NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not look up whether relation %u is protected", relid);
@@ -166,7 +169,7 @@ retention_exposures_before_alter(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT retention._exposures_release($1::regclass)", 1,
+	if (SPI_execute_with_args("SELECT retention._exposures_release($1::pg_catalog.regclass)", 1,
 							  (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)},
 							  NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not release the exposure views of relation %u", relid);

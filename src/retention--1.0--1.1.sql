@@ -312,10 +312,13 @@ BEGIN
 END
 $$;
 
+-- The two C event trigger functions below read the statement's table name
+-- as the statement does, in the caller's search_path: they must NOT pin
+-- one (their own SQL is schema-qualified throughout).
 CREATE FUNCTION retention._guard_start()
 RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'retention_guard_start'
-LANGUAGE C;
+LANGUAGE C SECURITY DEFINER;
 
 CREATE EVENT TRIGGER retention_guard_start ON ddl_command_start
 	WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
@@ -472,6 +475,18 @@ BEGIN
 		note := r.problem;
 		RETURN NEXT;
 	END LOOP;
+	-- exposure views emptied because other views depend on them
+	FOR r IN SELECT DISTINCT x.relid, v.v FROM retention.exposure x
+			   JOIN pg_catalog.pg_class c ON c.oid = x.relid
+			   JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace
+			  CROSS JOIN LATERAL pg_catalog.to_regclass(format('%I.%I', ns.nspname, x.view_name)) v(v)
+			  WHERE v.v IS NOT NULL AND retention._exposure_is_stub(x.relid, v.v)
+			  ORDER BY 1, 2 LOOP
+		"table" := r.relid; "column" := NULL; kind := 'stale exposure'; type := NULL;
+		purposes := NULL; rows_in_clear := NULL;
+		note := format('view %s shows no rows: views that depend on it kept it from following an ALTER TABLE; drop them, then unexpose and expose again', r.v);
+		RETURN NEXT;
+	END LOOP;
 	-- columns that lost their tag since protect()
 	FOR r IN SELECT * FROM retention._lost_tags() LOOP
 		"table" := r.rel; "column" := r.attname; kind := 'lost tag'; type := r.type;
@@ -535,7 +550,7 @@ BEGIN
 		END IF;
 	END LOOP;
 	IF cardinality(problems) > 0 THEN
-		RAISE EXCEPTION 'retention is not enforced: % problems', cardinality(problems)
+		RAISE EXCEPTION 'retention is not enforced everywhere'
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  DETAIL = array_to_string(problems, '; ') || '.',
 				  HINT = 'See retention.report(), rows of kind "not enforced", "lost tag" and "unprotected copy".';
@@ -697,7 +712,7 @@ REVOKE ALL ON FUNCTION retention._exposures_release(regclass) FROM PUBLIC;
 CREATE OR REPLACE FUNCTION retention._exposures_drop()
 RETURNS event_trigger
 AS 'MODULE_PATHNAME', 'retention_exposures_before_alter'
-LANGUAGE C;
+LANGUAGE C SECURITY DEFINER;
 
 -- an exposure view emptied by _exposures_release(): it no longer reads its table
 CREATE FUNCTION retention._exposure_is_stub(tbl regclass, v regclass)

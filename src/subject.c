@@ -155,7 +155,7 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 				/* the BEFORE UPDATE trigger applies the rules, as of the same moment */
 				ret = SPI_execute_plan(retention_fixup_plan(t, rel, false),
 									   (Datum[]) {PointerGetDatum(tid)}, NULL, false, 1);
-				if (ret != SPI_OK_UPDATE)
+				if (ret != SPI_OK_UPDATE_RETURNING)
 					elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 				anonymized += SPI_processed;
 			}

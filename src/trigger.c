@@ -53,6 +53,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "replication/logicalworker.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -186,6 +187,20 @@ check_trigger(FunctionCallInfo fcinfo, const char *name)
 }
 
 /*
+ * The expiry triggers are ENABLE ALWAYS, so that they fire for logical
+ * replication's apply workers, which write in replica mode: a subscriber
+ * enforces retention as rows arrive.  A session of its own in replica mode
+ * (session_replication_role is for superusers only) is loading rows as
+ * they were written, history from before protection: they are stored as
+ * written, for the next sweep, and verify() shows what is overdue.
+ */
+static bool
+stored_as_written(void)
+{
+	return SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA && !IsLogicalWorker();
+}
+
+/*
  * retention_expire_before: BEFORE INSERT/UPDATE FOR EACH ROW.  Applies what
  * is due to the new row before it is stored.  A fully due row in a table
  * that deletes expired rows is not inserted at all (and counted); on
@@ -215,6 +230,8 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	inserting = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
 	newtuple = inserting ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
 
+	if (stored_as_written())
+		return PointerGetDatum(newtuple);
 	t = retention_table(RelationGetRelid(rel));
 	if (!OidIsValid(t->protected_relid) || t->ncolumns == 0)
 		return PointerGetDatum(newtuple);
@@ -394,6 +411,8 @@ retention_expire_after(PG_FUNCTION_ARGS)
 
 	/* retention's own re-write of a row: whoever issued it decides the rest */
 	if (!inserting && RelationGetRelid(rel) == retention_fixup_relid)
+		return PointerGetDatum(NULL);
+	if (stored_as_written())
 		return PointerGetDatum(NULL);
 
 	t = retention_table(RelationGetRelid(rel));
