@@ -685,19 +685,22 @@ sweep_failure(int sqlerrcode, const char *message, const char *detail)
 }
 
 /*
- * Has rel a row trigger other than retention's that fires before an UPDATE
- * or a DELETE of the sweep's (which runs with session_replication_role
- * origin)?  Such a trigger can keep a row as it was.
+ * The row triggers of rel that fire on the sweep's statements (which run
+ * with session_replication_role origin): is retention's BEFORE UPDATE
+ * trigger among them (it does the anonymizing), and is there another one
+ * firing before an UPDATE or a DELETE, which could keep a row as it was?
  */
-static bool
-has_foreign_before_triggers(Relation rel)
+static void
+leaf_triggers(Relation rel, bool *ours, bool *foreign)
 {
 	TriggerDesc *td = rel->trigdesc;
 	Oid			nsp = retention_schema_oid(false);
 	int			i;
 
+	*ours = false;
+	*foreign = false;
 	if (td == NULL)
-		return false;
+		return;
 	for (i = 0; i < td->numtriggers; i++)
 	{
 		Trigger    *tg = &td->triggers[i];
@@ -710,10 +713,12 @@ has_foreign_before_triggers(Relation rel)
 		fname = get_func_name(tg->tgfoid);
 		if (get_func_namespace(tg->tgfoid) == nsp && fname != NULL &&
 			strcmp(fname, "_expire_before") == 0)
+		{
+			*ours = *ours || TRIGGER_FOR_UPDATE(tg->tgtype);
 			continue;
-		return true;
+		}
+		*foreign = true;
 	}
-	return false;
 }
 
 /* returns NULL, or the error that stopped this leaf */
@@ -764,7 +769,19 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 							 psprintf("protected table \"%s\" has rules", get_rel_name(leaf)),
 							 "A rule rewrites the sweep's statements: what they did could not be counted.");
 	}
-	l.recheck = has_foreign_before_triggers(rel);
+	{
+		bool		ours;
+
+		leaf_triggers(rel, &ours, &l.recheck);
+		if (!ours)
+		{
+			relation_close(rel, NoLock);
+			return sweep_failure(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+								 psprintf("the expiry trigger of protected table \"%s\" is missing or disabled",
+										  get_rel_name(leaf)),
+								 "The sweep anonymizes through it: nothing could be done.  See retention.report().");
+		}
+	}
 
 	if (run->dry_run)
 	{
