@@ -312,6 +312,20 @@ BEGIN
 END
 $$;
 
+-- tables protected under 1.0: their triggers become ENABLE ALWAYS
+DO $always$
+DECLARE
+	t		record;
+BEGIN
+	FOR t IN SELECT tg.tgrelid::regclass AS rel, tg.tgname
+			   FROM pg_catalog.pg_trigger tg
+			   JOIN retention.protected_table p ON p.relid = tg.tgrelid
+			  WHERE tg.tgfoid = ANY (retention._expiry_functions()) AND tg.tgenabled = 'O' LOOP
+		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.rel, t.tgname);
+	END LOOP;
+END
+$always$;
+
 -- The two C event trigger functions below read the statement's table name
 -- as the statement does, in the caller's search_path: they must NOT pin
 -- one (their own SQL is schema-qualified throughout).
@@ -339,19 +353,6 @@ ALTER EVENT TRIGGER retention_guard_start ENABLE ALWAYS;
 ALTER EVENT TRIGGER retention_guard_enforcement ENABLE ALWAYS;
 ALTER EVENT TRIGGER retention_guard_enforcement_drop ENABLE ALWAYS;
 
--- tables protected under 1.0: their triggers become ENABLE ALWAYS
-DO $always$
-DECLARE
-	t		record;
-BEGIN
-	FOR t IN SELECT tg.tgrelid::regclass AS rel, tg.tgname
-			   FROM pg_catalog.pg_trigger tg
-			   JOIN retention.protected_table p ON p.relid = tg.tgrelid
-			  WHERE tg.tgfoid = ANY (retention._expiry_functions()) AND tg.tgenabled = 'O' LOOP
-		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.rel, t.tgname);
-	END LOOP;
-END
-$always$;
 
 -- what each protected table's tagged columns were when it was protected:
 -- a column retyped back to text since then has lost its tag (report()
@@ -780,6 +781,13 @@ BEGIN
 		CONTINUE WHEN pg_catalog.to_regclass(format('%I.%I', e.nspname, e.view_name)) IS NULL;
 		EXECUTE format('CREATE OR REPLACE VIEW %I.%I WITH (security_barrier) AS %s', e.nspname, e.view_name,
 					   retention._exposure_sql(e.relid, e.purpose));
+		-- the view stays the operator's, not a member of the extension
+		IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+					WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+					  AND d.objid = pg_catalog.to_regclass(format('%I.%I', e.nspname, e.view_name))
+					  AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e') THEN
+			EXECUTE format('ALTER EXTENSION retention DROP VIEW %I.%I', e.nspname, e.view_name);
+		END IF;
 	END LOOP;
 END
 $exposures$;
