@@ -29,7 +29,7 @@ $sub->safe_psql('postgres', q{
 					  cell retention.cell(network_security), ended_at timestamptz);
 	SELECT retention.protect('cdr', 'ended_at', subscriber => 'caller');
 });
-my $connstr = $pub->connstr('postgres');
+my $connstr = $pub->connstr . ' dbname=postgres';
 $sub->safe_psql('postgres',
 	"CREATE SUBSCRIPTION cdr_sub CONNECTION '$connstr' PUBLICATION cdr_pub");
 $sub->wait_for_subscription_sync($pub, 'cdr_sub');
