@@ -175,8 +175,8 @@ AS $$
 	 WHERE a.attnotnull
 $$;
 
--- the same for the extension itself: its event triggers must fire, in
--- replica mode too
+-- the same for the extension itself: its event triggers must fire (the
+-- guards of this section, and 1.0's, in replica mode too)
 CREATE FUNCTION retention._guard_problems()
 RETURNS SETOF text
 LANGUAGE sql STABLE
@@ -190,7 +190,12 @@ AS $$
 	  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_event_trigger'::pg_catalog.regclass
 								  AND d.objid = e.oid AND d.deptype = 'e'
 	  JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid AND x.extname = 'retention'
-	 WHERE e.evtenabled <> 'A'
+	 WHERE e.evtenabled IN ('D', 'R')
+		OR (e.evtenabled = 'O' AND e.evtname IN ('retention_guard_alter', 'retention_guard_drop',
+												  'retention_exposures_before_alter',
+												  'retention_exposures_after_alter',
+												  'retention_guard_start', 'retention_guard_enforcement',
+												  'retention_guard_enforcement_drop'))
 	 ORDER BY e.evtname
 $$;
 
