@@ -105,8 +105,12 @@ retention_guard_start(PG_FUNCTION_ARGS)
 		CreateStmt *stmt = (CreateStmt *) parsetree;
 
 		if (stmt->partbound == NULL)
+		{
 			foreach(lc, stmt->inhRelations)
+			{
 				refuse_inheritance(lfirst_node(RangeVar, lc));
+			}
+		}
 	}
 	else if (IsA(parsetree, AlterTableStmt))
 	{
