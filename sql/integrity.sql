@@ -142,6 +142,16 @@ SELECT status, rows_anonymized, rows_deleted, error FROM retention.sweep_log
 SELECT id, caller, cell FROM icdr ORDER BY id;
 SELECT retention.verify();
 \echo :LAST_ERROR_SQLSTATE
+-- a subject's request does not count what was kept either
+SELECT * FROM retention.anonymize('icdr'::regclass, subscriber => '33633333333');
+CREATE TABLE ikeep (caller retention.msisdn(billing), ended_at timestamptz);
+SELECT retention.protect('ikeep', 'ended_at', subscriber => 'caller', on_expiry => 'anonymize');
+INSERT INTO ikeep VALUES ('33699999999', now() - interval '1 day');
+CREATE TRIGGER zz_keep_old BEFORE UPDATE ON ikeep FOR EACH ROW EXECUTE FUNCTION keep_old();
+SELECT * FROM retention.anonymize('ikeep'::regclass, subscriber => '33699999999');
+SELECT caller FROM ikeep;
+SELECT retention.unprotect('ikeep');
+DROP TABLE ikeep;
 -- the expiry triggers, at write time: the row is kept, and logged as a failure
 TRUNCATE retention.write_log;
 INSERT INTO icdr VALUES (5, '33655555555', '208-01-1-5', now() - interval '2 years'),
