@@ -762,7 +762,8 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 	nblocks = RelationGetNumberOfBlocks(rel);
 	per_block = rows_per_block(rel);
 	is_partition = rel->rd_rel->relispartition;
-	if (rel->rd_rel->relhasrules)
+	/* relhasrules may stay set after DROP RULE: the relcache's rules tell */
+	if (rel->rd_rules != NULL && rel->rd_rules->numLocks > 0)
 	{
 		relation_close(rel, NoLock);
 		return sweep_failure(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,

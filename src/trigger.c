@@ -333,13 +333,27 @@ fixup_step(void *arg)
 		bool		fully_due,
 					complete;
 		uint64		due;
+		RetentionCutoffs cut;
+		RetentionRow row;
 
 		if (isnull || !table_tuple_fetch_row_version(f->rel, newtid, SnapshotAny, slot))
 			elog(ERROR, "could not read back the row written at (%u,%u)",
 				 ItemPointerGetBlockNumber(newtid), ItemPointerGetOffsetNumber(newtid));
 		tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
 		deform(tuple, desc, &values, &nulls);
-		due = row_due(f->t, values, nulls, &fully_due, &complete);
+		/* by time alone first: a row with nothing left to do needs no lookup */
+		complete = expiry_read_row(f->t, values, nulls, &row);
+		if (complete)
+		{
+			retention_cutoffs(decision_time(), &cut);
+			due = expiry_due_columns(f->t, &cut, &row, &fully_due);
+			if (due != 0 && expiry_needs_work(f->t, due, fully_due, values, nulls, true))
+				due = row_due(f->t, values, nulls, &fully_due, &complete);
+			else
+				due = 0;
+		}
+		else
+			due = 0;
 		if (due != 0 && expiry_needs_work(f->t, due, fully_due, values, nulls, true))
 			ereport(ERROR,
 					(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
