@@ -158,6 +158,24 @@ AS $$
 	 WHERE tg.tgname IN ('retention_expire_before', 'retention_expire_after')
 	   AND tg.tgfoid <> ALL (retention._expiry_functions())
 	UNION ALL
+	-- a BEFORE trigger of the table's own that fires after retention's (row
+	-- triggers fire in name order) sees the row as retention left it and
+	-- can store again what retention erased, at write time, unseen
+	SELECT 'order', format('trigger %s on %s fires after %s on %s: it can store again what retention erased; rename it to sort before %s',
+						   tg.tgname, tg.tgrelid::regclass, ours.tgname,
+						   concat_ws(' or ', CASE WHEN tg.tgtype & ours.tgtype & 4 <> 0 THEN 'INSERT' END,
+									 CASE WHEN tg.tgtype & ours.tgtype & 16 <> 0 THEN 'UPDATE' END),
+						   ours.tgname)
+	  FROM leaves l
+	  JOIN pg_catalog.pg_trigger ours ON ours.tgrelid = l.relid
+									 AND ours.tgfoid = 'retention._expire_before()'::pg_catalog.regprocedure
+	  JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = l.relid
+	 WHERE NOT tg.tgisinternal AND tg.tgfoid <> ALL (retention._expiry_functions())
+	   AND tg.tgenabled <> 'D'
+	   AND tg.tgtype & 3 = 3						-- ROW, BEFORE
+	   AND tg.tgtype & ours.tgtype & (4 | 16) <> 0	-- INSERT or UPDATE, as ours
+	   AND tg.tgname > ours.tgname COLLATE "C"
+	UNION ALL
 	SELECT 'rule', format('rule %s on %s rewrites its %s', r.rulename, r.ev_class::regclass,
 				  CASE r.ev_type WHEN '2' THEN 'UPDATEs' WHEN '3' THEN 'INSERTs'
 								 WHEN '4' THEN 'DELETEs' ELSE 'SELECTs' END)
