@@ -189,7 +189,10 @@ SELECT retention.protect('cdr_part', 'ended_at', subscriber => 'caller');
 CREATE TABLE cdr_part_new PARTITION OF cdr_part FOR VALUES FROM ('2026-01-01') TO ('2100-01-01');
 CREATE TABLE cdr_part_x (ended_at timestamptz, extra int, caller retention.msisdn(network_security));
 ALTER TABLE cdr_part_x DROP COLUMN extra;
+-- a partition cannot be detached: its rows would leave retention
 ALTER TABLE cdr_part DETACH PARTITION cdr_part_old;
+DROP TABLE cdr_part_old;
+CREATE TABLE cdr_part_old (caller retention.msisdn(network_security), ended_at timestamptz);
 ALTER TABLE cdr_part ATTACH PARTITION cdr_part_x FOR VALUES FROM ('2000-01-01') TO ('2026-01-01');
 INSERT INTO cdr_part VALUES ('33611111111', '2020-01-01'), ('33622222222', now());
 SELECT tableoid::regclass, caller FROM cdr_part ORDER BY 1;

@@ -206,7 +206,7 @@ ALTER TABLE guarded RENAME TO guarded_cdr;
 RESET ROLE;
 SELECT relid, columns FROM retention.protected_table WHERE relid = 'guarded_cdr'::regclass;
 SELECT count(*) AS triggers_enabled FROM pg_trigger
- WHERE tgrelid = 'guarded_cdr'::regclass AND tgname LIKE 'retention%' AND tgenabled = 'O';
+ WHERE tgrelid = 'guarded_cdr'::regclass AND tgname LIKE 'retention%' AND tgenabled = 'A';
 -- a retention_admin changes purposes: allowed, audited
 SET ROLE regress_admin2;
 SELECT retention.set_window('billing', '1 year');		-- (a harmless admin action)

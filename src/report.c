@@ -264,3 +264,29 @@ retention_window_open(PG_FUNCTION_ARGS)
 	retention_cutoffs(GetCurrentStatementStartTimestamp(), &cut);
 	PG_RETURN_BOOL(expiry_window_open(&cut, &row, p));
 }
+
+/*
+ * retention._anonymized(value, type): is a tagged value (as text) erased or
+ * generalized?  A value in clear, or a pseudonym (personal data as long as
+ * its key exists), is not.  For report() and verify() on the copies of
+ * tagged values that no sweep reaches.
+ */
+PG_FUNCTION_INFO_V1(retention_anonymized);
+
+Datum
+retention_anonymized(PG_FUNCTION_ARGS)
+{
+	text	   *value;
+	int			kind;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(true);
+	if (PG_ARGISNULL(1))
+		PG_RETURN_BOOL(false);
+	value = PG_GETARG_TEXT_PP(0);
+	kind = retention_type_kind(getBaseType(PG_GETARG_OID(1)));
+	if (kind == RT_NONE)
+		PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(retention_value_form((RetentionTypeKind) kind, VARDATA_ANY(value),
+										VARSIZE_ANY_EXHDR(value)) == RV_GENERALIZED);
+}

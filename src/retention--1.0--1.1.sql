@@ -700,6 +700,641 @@ RETURNS boolean
 AS 'MODULE_PATHNAME', 'retention_window_open'
 LANGUAGE C STABLE PARALLEL SAFE;
 
+-- retention._exposure_sql() is redefined below, with the views' hold and
+-- consent check, to use _window_open(); the views are rebuilt there.
+
+/*--------------------------------------------------------------------------
+ * Integrity (issue 13, items 8-13, 17, 18, 19a): retention's triggers are
+ * known by what they are, not by their names; every loss of enforcement is
+ * refused, or audited and shown by report() and verify(); rows cannot leave
+ * a protected table through inheritance or DETACH PARTITION; exposure
+ * views follow only the table that changed; tagged values outside any
+ * protected table are listed and checked.
+ *--------------------------------------------------------------------------
+ */
+
+-- the expiry trigger functions, by identity
+CREATE FUNCTION retention._expiry_functions()
+RETURNS oid[]
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT ARRAY['retention._expire_before()'::pg_catalog.regprocedure::pg_catalog.oid,
+				 'retention._expire_after()'::pg_catalog.regprocedure::pg_catalog.oid]
+$$;
+
+-- does a protected table have an AFTER trigger?  (_create_triggers' rule)
+CREATE FUNCTION retention._needs_after_trigger(tbl regclass)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT p.on_expiry = 'delete'
+		   OR NOT coalesce((SELECT bool_or(c.purposes OPERATOR(pg_catalog.<@) ARRAY['marketing'])
+							  FROM retention.tagged_columns(tbl) c), false)
+	  FROM retention.protected_table p WHERE p.relid = tbl
+$$;
+
+-- (re)create the expiry triggers of a protected table: as in 1.0, and
+-- ENABLE ALWAYS, so that they fire in replica mode too (rows written by a
+-- logical replication apply worker, or a session with
+-- session_replication_role = replica, are enforced as they are written)
+CREATE OR REPLACE FUNCTION retention._create_triggers(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, retention, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+	p			retention.protected_table;
+	in_place	boolean;
+	prefilter	text;
+	after_on	text;
+BEGIN
+	SELECT * INTO STRICT p FROM retention.protected_table pt WHERE pt.relid = tbl;
+	SELECT bool_or(c.purposes OPERATOR(pg_catalog.<@) ARRAY['marketing']) INTO in_place
+	  FROM retention.tagged_columns(tbl) c;
+	prefilter := CASE WHEN p.billing_anchor IS NULL
+					  THEN format('retention._due_at_write(NEW.tableoid, NEW.%I)', p.ended_at)
+					  ELSE format('retention._due_at_write(NEW.tableoid, NEW.%I, NEW.%I)',
+								  p.ended_at, p.billing_anchor) END;
+	after_on := CASE WHEN p.on_expiry = 'anonymize'
+					 THEN CASE WHEN in_place THEN NULL ELSE 'INSERT' END
+					 ELSE CASE WHEN in_place THEN 'UPDATE' ELSE 'INSERT OR UPDATE' END END;
+	EXECUTE format('DROP TRIGGER IF EXISTS retention_expire_before ON %s', tbl);
+	EXECUTE format('DROP TRIGGER IF EXISTS retention_expire_after ON %s', tbl);
+	EXECUTE format('CREATE TRIGGER retention_expire_before BEFORE %s ON %s '
+				   'FOR EACH ROW EXECUTE FUNCTION retention._expire_before()',
+				   CASE WHEN in_place THEN 'INSERT OR UPDATE' ELSE 'UPDATE' END, tbl);
+	IF after_on IS NOT NULL THEN
+		EXECUTE format('CREATE TRIGGER retention_expire_after AFTER %s ON %s '
+					   'FOR EACH ROW WHEN (%s) EXECUTE FUNCTION retention._expire_after()',
+					   after_on, tbl, prefilter);
+	END IF;
+	-- one statement: the guard sees both triggers as they end up
+	EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER retention_expire_before%s', tbl,
+				   CASE WHEN after_on IS NOT NULL THEN ', ENABLE ALWAYS TRIGGER retention_expire_after' ELSE '' END);
+END
+$$;
+
+-- unprotect: the table leaves the catalog first, so that dropping its
+-- triggers is no loss of enforcement; its triggers go by identity
+CREATE OR REPLACE FUNCTION retention.unprotect(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+SET client_min_messages = warning
+AS $$
+DECLARE
+	t		record;
+BEGIN
+	DELETE FROM retention.protected_table pt WHERE pt.relid = tbl;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'table % is not protected', tbl
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	FOR t IN SELECT tg.tgname FROM pg_catalog.pg_trigger tg
+			  WHERE tg.tgrelid = tbl AND tg.tgparentid = 0
+				AND tg.tgfoid = ANY (retention._expiry_functions()) LOOP
+		EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, tbl);
+	END LOOP;
+	PERFORM retention._audit('unprotect', tbl::text);
+END
+$$;
+
+-- What keeps retention from applying to a protected table now, one line
+-- each: its expiry triggers (on the table and on every partition) missing,
+-- disabled, or not firing in replica mode; rules, which rewrite what the
+-- triggers and the sweep do; inheritance children, whose rows show
+-- through the table but are never swept; tagged columns that cannot be
+-- erased (NOT NULL).  Judged from the catalog, so that it holds whoever
+-- made the change, event triggers or not.
+CREATE FUNCTION retention._enforcement_problems(tbl regclass, OUT kind text, OUT problem text)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	WITH leaves AS (
+		SELECT t.relid::pg_catalog.oid AS relid
+		  FROM pg_catalog.pg_partition_tree(tbl) t
+		 UNION
+		SELECT tbl::pg_catalog.oid
+	), expected AS (
+		SELECT l.relid, f.fn, f.name
+		  FROM leaves l,
+			   LATERAL (VALUES ('retention._expire_before()'::pg_catalog.regprocedure::pg_catalog.oid,
+								'retention_expire_before'::name),
+							   ('retention._expire_after()'::pg_catalog.regprocedure::pg_catalog.oid,
+								'retention_expire_after'::name)) f(fn, name)
+		 WHERE f.name = 'retention_expire_before' OR retention._needs_after_trigger(tbl)
+	)
+	SELECT 'missing', format('trigger %s is missing on %s', e.name, e.relid::regclass)
+	  FROM expected e
+	 WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger tg
+						WHERE tg.tgrelid = e.relid AND tg.tgfoid = e.fn)
+	UNION ALL
+	SELECT 'disabled', format('trigger %s on %s %s', tg.tgname, tg.tgrelid::regclass,
+				  CASE tg.tgenabled WHEN 'D' THEN 'is disabled'
+									WHEN 'R' THEN 'fires in replica mode only'
+									ELSE 'is not ENABLE ALWAYS: it does not fire in replica mode' END)
+	  FROM leaves l JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = l.relid
+	 WHERE tg.tgfoid = ANY (retention._expiry_functions()) AND tg.tgenabled <> 'A'
+	UNION ALL
+	SELECT 'replaced', format('trigger %s on %s runs %s', tg.tgname, tg.tgrelid::regclass, tg.tgfoid::regprocedure)
+	  FROM leaves l JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = l.relid
+	 WHERE tg.tgname IN ('retention_expire_before', 'retention_expire_after')
+	   AND tg.tgfoid <> ALL (retention._expiry_functions())
+	UNION ALL
+	-- a BEFORE trigger of the table's own that fires after retention's (row
+	-- triggers fire in name order) sees the row as retention left it and
+	-- can store again what retention erased, at write time, unseen
+	SELECT 'order', format('trigger %s on %s fires after %s on %s: it can store again what retention erased; rename it to sort before %s',
+						   tg.tgname, tg.tgrelid::regclass, ours.tgname,
+						   concat_ws(' or ', CASE WHEN tg.tgtype & ours.tgtype & 4 <> 0 THEN 'INSERT' END,
+									 CASE WHEN tg.tgtype & ours.tgtype & 16 <> 0 THEN 'UPDATE' END),
+						   ours.tgname)
+	  FROM leaves l
+	  JOIN pg_catalog.pg_trigger ours ON ours.tgrelid = l.relid
+									 AND ours.tgfoid = 'retention._expire_before()'::pg_catalog.regprocedure
+	  JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = l.relid
+	 WHERE NOT tg.tgisinternal AND tg.tgfoid <> ALL (retention._expiry_functions())
+	   AND tg.tgenabled <> 'D'
+	   AND tg.tgtype & 3 = 3						-- ROW, BEFORE
+	   AND tg.tgtype & ours.tgtype & (4 | 16) <> 0	-- INSERT or UPDATE, as ours
+	   AND tg.tgname > ours.tgname COLLATE "C"
+	UNION ALL
+	SELECT 'rule', format('rule %s on %s rewrites its %s', r.rulename, r.ev_class::regclass,
+				  CASE r.ev_type WHEN '2' THEN 'UPDATEs' WHEN '3' THEN 'INSERTs'
+								 WHEN '4' THEN 'DELETEs' ELSE 'SELECTs' END)
+	  FROM leaves l JOIN pg_catalog.pg_rewrite r ON r.ev_class = l.relid
+	UNION ALL
+	SELECT 'inheritance', format('inheritance child %s of %s is never swept', i.inhrelid::regclass, i.inhparent::regclass)
+	  FROM leaves l
+	  JOIN pg_catalog.pg_inherits i ON i.inhparent = l.relid
+	  JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+	 WHERE NOT c.relispartition
+	UNION ALL
+	SELECT 'not null', format('purpose-tagged column %I of %s is NOT NULL: it cannot be erased', a.attname, tbl)
+	  FROM retention.tagged_columns(tbl) t
+	  JOIN pg_catalog.pg_attribute a ON a.attrelid = tbl AND a.attname = t.attname
+	 WHERE a.attnotnull
+$$;
+
+-- the same for the extension itself: its event triggers must fire (the
+-- guards of this section, and 1.0's, in replica mode too)
+CREATE FUNCTION retention._guard_problems()
+RETURNS SETOF text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT format('event trigger %s %s', e.evtname,
+				  CASE e.evtenabled WHEN 'D' THEN 'is disabled: DDL is not checked'
+									WHEN 'R' THEN 'fires in replica mode only: DDL is not checked'
+									ELSE 'is not ENABLE ALWAYS: DDL in replica mode is not checked' END)
+	  FROM pg_catalog.pg_event_trigger e
+	  JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_event_trigger'::pg_catalog.regclass
+								  AND d.objid = e.oid AND d.deptype = 'e'
+	  JOIN pg_catalog.pg_extension x ON x.oid = d.refobjid AND x.extname = 'retention'
+	 WHERE e.evtenabled IN ('D', 'R')
+		OR (e.evtenabled = 'O' AND e.evtname IN ('retention_guard_alter', 'retention_guard_drop',
+												  'retention_exposures_before_alter',
+												  'retention_exposures_after_alter',
+												  'retention_guard_start', 'retention_guard_enforcement',
+												  'retention_guard_enforcement_drop'))
+	 ORDER BY e.evtname
+$$;
+
+-- a loss of enforcement: refused to ordinary roles, audited for
+-- retention_admin and superusers (whose change then shows in report() and
+-- makes verify() raise until it is undone)
+CREATE FUNCTION retention._enforcement_lost(tbl regclass, what text, kinds text[],
+											message text, hint text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	problems	text[] := ARRAY(SELECT e.problem FROM retention._enforcement_problems(tbl) e
+								 WHERE e.kind = ANY (kinds));
+BEGIN
+	IF cardinality(problems) = 0 THEN
+		RETURN;
+	END IF;
+	IF NOT retention._is_admin() THEN
+		RAISE EXCEPTION '%', message
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = array_to_string(problems, '; ') || '.',
+				  HINT = hint;
+	END IF;
+	PERFORM retention._audit('enforcement_lost', tbl::text,
+							 jsonb_build_object('command', what, 'problems', to_jsonb(problems)));
+END
+$$;
+
+-- ddl_command_end: retention's triggers are not renamed nor replaced,
+-- disabled or made to skip replica mode, no rule is put on a protected
+-- table, no tagged column of one becomes NOT NULL
+CREATE FUNCTION retention._guard_enforcement()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	cmd		record;
+	tg		pg_catalog.pg_trigger;
+	rel		regclass;
+	a		record;
+BEGIN
+	FOR cmd IN SELECT DISTINCT c.classid, c.objid, c.command_tag FROM pg_catalog.pg_event_trigger_ddl_commands() c
+				WHERE c.objid IS NOT NULL LOOP
+		IF cmd.classid = 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN
+			SELECT * INTO tg FROM pg_catalog.pg_trigger t WHERE t.oid = cmd.objid;
+			CONTINUE WHEN NOT FOUND;
+			IF cmd.command_tag = 'ALTER TRIGGER' AND tg.tgfoid = ANY (retention._expiry_functions()) THEN
+				RAISE EXCEPTION 'cannot rename or alter retention''s trigger on %', tg.tgrelid::regclass
+					USING ERRCODE = 'insufficient_privilege',
+						  DETAIL = format('Trigger %s runs %s.', tg.tgname, tg.tgfoid::regprocedure),
+						  HINT = 'Use retention.unprotect() to take a table out of retention.';
+			END IF;
+			rel := retention._is_protected(tg.tgrelid::regclass);
+			-- CREATE OR REPLACE TRIGGER over one of retention's (creating
+			-- retention's own is protect()'s business)
+			IF rel IS NOT NULL AND tg.tgname IN ('retention_expire_before', 'retention_expire_after')
+			   AND tg.tgfoid <> ALL (retention._expiry_functions()) THEN
+				IF NOT retention._is_admin() THEN
+					RAISE EXCEPTION 'only retention_admin can drop or change retention''s triggers'
+						USING ERRCODE = 'insufficient_privilege',
+							  DETAIL = format('%s %s on %s.', cmd.command_tag, tg.tgname, tg.tgrelid::regclass),
+							  HINT = 'Use retention.unprotect() to take a table out of retention.';
+				END IF;
+				PERFORM retention._enforcement_lost(rel, cmd.command_tag, ARRAY['missing', 'replaced'], NULL, NULL);
+			END IF;
+		ELSIF cmd.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
+			SELECT retention._is_protected(r.ev_class::regclass) INTO rel
+			  FROM pg_catalog.pg_rewrite r WHERE r.oid = cmd.objid;
+			IF rel IS NOT NULL THEN
+				PERFORM retention._enforcement_lost(rel, cmd.command_tag, ARRAY['rule'],
+					format('cannot create a rule on protected table %s', rel),
+					'A rule rewrites what the expiry triggers and the sweep do; use a trigger of your own, or a view.');
+			END IF;
+		ELSIF cmd.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN
+			rel := retention._is_protected(cmd.objid::regclass);
+			CONTINUE WHEN rel IS NULL;
+			-- an erased value is NULL: for every role, as protect() refuses it
+			FOR a IN SELECT t.attname FROM retention.tagged_columns(rel) t
+					   JOIN pg_catalog.pg_attribute pa ON pa.attrelid = rel AND pa.attname = t.attname
+					  WHERE pa.attnotnull LOOP
+				RAISE EXCEPTION 'purpose-tagged column "%" of relation % cannot be NOT NULL', a.attname, rel
+					USING ERRCODE = 'invalid_table_definition',
+						  DETAIL = 'An erased value is NULL: every sweep of the table would fail.',
+						  HINT = 'Keep the column nullable; a writer may still supply every value.';
+			END LOOP;
+			PERFORM retention._enforcement_lost(rel, cmd.command_tag, ARRAY['disabled'],
+				'only retention_admin can disable retention''s triggers',
+				'Retention''s triggers stay ENABLE ALWAYS; use retention.unprotect() to take a table out of retention.');
+		END IF;
+	END LOOP;
+END
+$$;
+
+-- sql_drop: a dropped trigger (whatever its name) that leaves a protected
+-- table without one of retention's
+CREATE FUNCTION retention._guard_enforcement_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	o		record;
+	rel		regclass;
+	done	regclass[] := '{}';
+BEGIN
+	FOR o IN SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects() d
+			  WHERE d.object_type = 'trigger' LOOP
+		rel := pg_catalog.to_regclass(format('%I.%I', o.address_names[1], o.address_names[2]));
+		rel := retention._is_protected(rel);
+		CONTINUE WHEN rel IS NULL OR rel = ANY (done);
+		done := done || rel;
+		PERFORM retention._enforcement_lost(rel, 'DROP TRIGGER', ARRAY['missing'],
+			'only retention_admin can drop retention''s triggers',
+			'Use retention.unprotect() to take a table out of retention.');
+	END LOOP;
+END
+$$;
+
+-- tables protected under 1.0: their triggers become ENABLE ALWAYS
+DO $always$
+DECLARE
+	t		record;
+BEGIN
+	FOR t IN SELECT tg.tgrelid::regclass AS rel, tg.tgname
+			   FROM pg_catalog.pg_trigger tg
+			   JOIN retention.protected_table p ON p.relid = tg.tgrelid
+			  WHERE tg.tgfoid = ANY (retention._expiry_functions()) AND tg.tgenabled = 'O' LOOP
+		EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER %I', t.rel, t.tgname);
+	END LOOP;
+END
+$always$;
+
+-- The two C event trigger functions below read the statement's table name
+-- as the statement does, in the caller's search_path: they must NOT pin
+-- one (their own SQL is schema-qualified throughout).
+CREATE FUNCTION retention._guard_start()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'retention_guard_start'
+LANGUAGE C SECURITY DEFINER;
+
+CREATE EVENT TRIGGER retention_guard_start ON ddl_command_start
+	WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE')
+	EXECUTE FUNCTION retention._guard_start();
+CREATE EVENT TRIGGER retention_guard_enforcement ON ddl_command_end
+	WHEN TAG IN ('ALTER TABLE', 'ALTER TRIGGER', 'CREATE TRIGGER', 'CREATE RULE')
+	EXECUTE FUNCTION retention._guard_enforcement();
+CREATE EVENT TRIGGER retention_guard_enforcement_drop ON sql_drop
+	EXECUTE FUNCTION retention._guard_enforcement_drop();
+
+-- every event trigger of retention fires in replica mode too (a superuser's
+-- session_replication_role = replica would otherwise skip them all)
+ALTER EVENT TRIGGER retention_guard_alter ENABLE ALWAYS;
+ALTER EVENT TRIGGER retention_guard_drop ENABLE ALWAYS;
+ALTER EVENT TRIGGER retention_exposures_before_alter ENABLE ALWAYS;
+ALTER EVENT TRIGGER retention_exposures_after_alter ENABLE ALWAYS;
+ALTER EVENT TRIGGER retention_guard_start ENABLE ALWAYS;
+ALTER EVENT TRIGGER retention_guard_enforcement ENABLE ALWAYS;
+ALTER EVENT TRIGGER retention_guard_enforcement_drop ENABLE ALWAYS;
+
+
+-- what each protected table's tagged columns were when it was protected:
+-- a column retyped back to text since then has lost its tag (report()
+-- shows it, verify() raises) until the table is protected again
+ALTER TABLE retention.protected_table ADD COLUMN tagged_at_protect jsonb;
+UPDATE retention.protected_table p
+   SET tagged_at_protect = coalesce(
+		(SELECT l.details -> 'columns' FROM retention.audit_log l
+		  WHERE l.action = 'protect' AND l.object = p.relid::text
+		  ORDER BY l.id DESC LIMIT 1),
+		p.columns);
+
+CREATE FUNCTION retention._protected_table_tagged()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+BEGIN
+	NEW.tagged_at_protect := coalesce(NEW.tagged_at_protect, NEW.columns);
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER protected_table_tagged
+	BEFORE INSERT ON retention.protected_table
+	FOR EACH ROW EXECUTE FUNCTION retention._protected_table_tagged();
+
+CREATE FUNCTION retention._anonymized(value text, type regtype)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'retention_anonymized'
+LANGUAGE C STABLE PARALLEL SAFE;
+
+-- Relations outside retention that hold purpose-tagged columns: copies
+-- (CREATE TABLE AS, SELECT INTO, materialized views, inheritance children,
+-- detached partitions, temporary tables) that no trigger or sweep reaches.
+CREATE FUNCTION retention._unprotected_copies(OUT rel regclass, OUT attname name, OUT type regtype,
+											  OUT how text, OUT readable boolean)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	WITH tagged AS (
+		SELECT t.oid FROM pg_catalog.pg_type t
+		 WHERE t.typnamespace = 'retention'::regnamespace
+		   AND t.typname IN ('msisdn', 'imsi', 'imei', 'cell', 'ident')
+		UNION
+		SELECT d.oid FROM pg_catalog.pg_type d
+		  JOIN pg_catalog.pg_type t ON t.oid = d.typbasetype
+		 WHERE d.typtype = 'd' AND t.typnamespace = 'retention'::regnamespace
+	)
+	SELECT c.oid::regclass, a.attname, a.atttypid::regtype,
+		   CASE WHEN c.relkind = 'm' THEN 'materialized view'
+				WHEN c.relpersistence = 't' THEN 'temporary table'
+				WHEN c.relispartition THEN 'partition of unprotected ' ||
+					(SELECT i.inhparent::regclass::text FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid)
+				WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid)
+					THEN 'inheritance child of ' ||
+					(SELECT string_agg(i.inhparent::regclass::text, ', ') FROM pg_catalog.pg_inherits i
+					  WHERE i.inhrelid = c.oid)
+				ELSE 'table' END,
+		   (c.relpersistence <> 't' OR c.relnamespace = pg_catalog.pg_my_temp_schema())
+		   AND (c.relkind <> 'm' OR c.relispopulated)
+	  FROM pg_catalog.pg_class c
+	  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+	 WHERE c.relkind IN ('r', 'm')
+	   AND c.relnamespace <> 'retention'::regnamespace
+	   AND a.atttypid IN (SELECT oid FROM tagged)
+	   AND retention._is_protected(c.oid::regclass) IS NULL
+	 ORDER BY c.oid::regclass::text, a.attnum
+$$;
+
+-- the columns of a protected table that were tagged when it was protected
+-- and are not any more (retyped to text, varchar...)
+CREATE FUNCTION retention._lost_tags(OUT rel regclass, OUT attname name, OUT type regtype,
+									 OUT purposes text[])
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT p.relid, a.attname, a.atttypid::regtype,
+		   ARRAY(SELECT jsonb_array_elements_text(p.tagged_at_protect -> k.k))
+	  FROM retention.protected_table p
+	  CROSS JOIN LATERAL jsonb_object_keys(coalesce(p.tagged_at_protect, '{}')) k(k)
+	  JOIN pg_catalog.pg_attribute a ON a.attrelid = p.relid AND a.attname = k.k
+									AND a.attnum > 0 AND NOT a.attisdropped
+	 WHERE NOT EXISTS (SELECT 1 FROM retention.tagged_columns(p.relid) t WHERE t.attname = k.k)
+	 ORDER BY p.relid::text, a.attnum
+$$;
+
+-- 1.0's report() and verify() keep their work; the new ones add what
+-- integrity needs
+ALTER FUNCTION retention.report() RENAME TO _report_tables;
+ALTER FUNCTION retention.verify() RENAME TO _verify_overdue;
+REVOKE ALL ON FUNCTION retention._report_tables() FROM PUBLIC, retention_admin;
+REVOKE ALL ON FUNCTION retention._verify_overdue() FROM PUBLIC, retention_admin;
+
+CREATE FUNCTION retention.report()
+RETURNS TABLE ("table" regclass, "column" name, kind text, type regtype, purposes text[],
+			   "window" interval, method text, rows_in_clear bigint, oldest_clear timestamptz,
+			   overdue_rows bigint, held_rows bigint, last_sweep timestamptz, note text)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+SET intervalstyle = postgres
+AS $$
+DECLARE
+	r		record;
+	n		bigint;
+BEGIN
+	RETURN QUERY SELECT * FROM retention._report_tables();
+	-- protected tables that retention does not fully enforce
+	FOR r IN SELECT p.relid, e.problem FROM retention.protected_table p,
+				LATERAL retention._enforcement_problems(p.relid) e
+			  ORDER BY p.relid::text, e.problem LOOP
+		"table" := r.relid; "column" := NULL; kind := 'not enforced'; type := NULL;
+		purposes := NULL; "window" := NULL; method := NULL; rows_in_clear := NULL;
+		oldest_clear := NULL; overdue_rows := NULL; held_rows := NULL; last_sweep := NULL;
+		note := r.problem;
+		RETURN NEXT;
+	END LOOP;
+	FOR r IN SELECT g AS problem FROM retention._guard_problems() g LOOP
+		"table" := NULL; "column" := NULL; kind := 'not enforced'; type := NULL;
+		note := r.problem;
+		RETURN NEXT;
+	END LOOP;
+	-- exposure views emptied because other views depend on them
+	FOR r IN SELECT DISTINCT x.relid, v.v FROM retention.exposure x
+			   JOIN pg_catalog.pg_class c ON c.oid = x.relid
+			   JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace
+			  CROSS JOIN LATERAL pg_catalog.to_regclass(format('%I.%I', ns.nspname, x.view_name)) v(v)
+			  WHERE v.v IS NOT NULL AND retention._exposure_is_stub(x.relid, v.v)
+			  ORDER BY 1, 2 LOOP
+		"table" := r.relid; "column" := NULL; kind := 'stale exposure'; type := NULL;
+		purposes := NULL; rows_in_clear := NULL;
+		note := format('view %s shows no rows: views that depend on it kept it from following an ALTER TABLE; drop them, then unexpose and expose again', r.v);
+		RETURN NEXT;
+	END LOOP;
+	-- columns that lost their tag since protect()
+	FOR r IN SELECT * FROM retention._lost_tags() LOOP
+		"table" := r.rel; "column" := r.attname; kind := 'lost tag'; type := r.type;
+		purposes := r.purposes;
+		note := format('tagged for %s when protected, now of type %s: nothing applies retention to it',
+					   array_to_string(r.purposes, ', '), r.type);
+		RETURN NEXT;
+	END LOOP;
+	-- tagged values outside any protected table
+	FOR r IN SELECT * FROM retention._unprotected_copies() LOOP
+		"table" := r.rel; "column" := r.attname; kind := 'unprotected copy'; type := r.type;
+		purposes := (SELECT t.purposes FROM retention.tagged_columns(r.rel) t WHERE t.attname = r.attname);
+		rows_in_clear := NULL;
+		IF r.readable THEN
+			EXECUTE format('SELECT count(*) FROM ONLY %s x WHERE NOT retention._anonymized(x.%I::text, %L)',
+						   r.rel, r.attname, r.type)
+			   INTO n;
+			rows_in_clear := n;
+		END IF;
+		note := format('%s holding purpose-tagged values that no trigger or sweep reaches', r.how);
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION retention.report() IS
+	'Per protected table and column: purposes, window, values in clear, overdue and held rows, last sweep, the copies a sweep does not reach, and whatever keeps retention from applying';
+REVOKE ALL ON FUNCTION retention.report() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.report() TO retention_admin;
+
+CREATE FUNCTION retention.verify()
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	r			record;
+	n			bigint;
+	problems	text[] := '{}';
+BEGIN
+	problems := problems || ARRAY(SELECT format('%s: %s', p.relid, e.problem)
+									FROM retention.protected_table p,
+										 LATERAL retention._enforcement_problems(p.relid) e
+								   ORDER BY p.relid::text, e.problem);
+	problems := problems || ARRAY(SELECT g FROM retention._guard_problems() g);
+	problems := problems || ARRAY(SELECT format('%s: column %I lost its tag (%s) since it was protected',
+												l.rel, l.attname, array_to_string(l.purposes, ', '))
+									FROM retention._lost_tags() l);
+	-- a copy has no ended_at, hence no deadline of its own: any value in
+	-- it that is neither erased nor generalized is kept past what retention
+	-- can vouch for
+	FOR r IN SELECT c.rel, array_agg(c.attname ORDER BY c.attname) AS cols,
+					array_agg(c.type ORDER BY c.attname) AS types
+			   FROM retention._unprotected_copies() c WHERE c.readable
+			  GROUP BY c.rel ORDER BY c.rel::text LOOP
+		EXECUTE format('SELECT count(*) FROM ONLY %s x WHERE %s', r.rel,
+					   (SELECT string_agg(format('NOT retention._anonymized(x.%I::text, %L)', c, t), ' OR ')
+						  FROM unnest(r.cols, r.types) u(c, t)))
+		   INTO n;
+		IF n > 0 THEN
+			problems := problems || format('%s: unprotected copy holding %s rows with purpose-tagged values', r.rel, n);
+		END IF;
+	END LOOP;
+	IF cardinality(problems) > 0 THEN
+		RAISE EXCEPTION 'retention is not enforced everywhere'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = array_to_string(problems, '; ') || '.',
+				  HINT = 'See retention.report(), rows of kind "not enforced", "lost tag" and "unprotected copy".';
+	END IF;
+	PERFORM retention._verify_overdue();
+END
+$$;
+COMMENT ON FUNCTION retention.verify() IS
+	'Raise if any value of a protected table is past its deadline, if retention does not fully apply to one, or if tagged values sit where no sweep reaches (for monitoring)';
+REVOKE ALL ON FUNCTION retention.verify() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.verify() TO retention_admin;
+
+-- Exposure views read holds and consents through this function, run as
+-- retention's owner: the view's owner (the table's) need not read
+-- retention.hold or retention.consent, and a reader learns nothing of a
+-- hold or a consent but what the view shows.  It answers, for one row of
+-- a protected table (by tableoid and ctid), whether a hold (billing,
+-- law_enforcement) or an active consent (marketing) keeps it in the
+-- purpose's view, and only to a role that may read that view.
+CREATE FUNCTION retention._exposure_kept(rel oid, row_ctid tid, purpose text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	root	regclass := retention._is_protected(rel::regclass);
+	p		retention.protected_table;
+	sub		text;
+	ended	timestamptz;
+	found_	boolean;
+BEGIN
+	IF root IS NULL OR row_ctid IS NULL THEN
+		RETURN false;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM retention.exposure e
+					 JOIN pg_catalog.pg_class c ON c.oid = e.relid
+					WHERE e.relid = root AND e.purpose = _exposure_kept.purpose
+					  AND pg_catalog.has_table_privilege(retention._outer_role(),
+							format('%I.%I', (SELECT n.nspname FROM pg_catalog.pg_namespace n
+											  WHERE n.oid = c.relnamespace), e.view_name), 'SELECT')) THEN
+		RETURN false;
+	END IF;
+	SELECT * INTO p FROM retention.protected_table pt WHERE pt.relid = root;
+	IF p.subscriber IS NULL THEN
+		RETURN false;
+	END IF;
+	-- a timestamp column is read in retention's zone, as the rules read it
+	EXECUTE format('SELECT x.%I::text, %s FROM ONLY %s x WHERE x.ctid = $1',
+				   p.subscriber,
+				   CASE WHEN (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+							   WHERE a.attrelid = rel AND a.attname = p.ended_at)
+							 = 'pg_catalog.timestamp'::pg_catalog.regtype
+						THEN format('retention._instant(x.%I)', p.ended_at)
+						ELSE format('x.%I::timestamptz', p.ended_at) END,
+				   rel::regclass)
+	   INTO sub, ended USING row_ctid;
+	IF sub IS NULL THEN
+		RETURN false;
+	END IF;
+	IF purpose = 'marketing' THEN
+		RETURN EXISTS (SELECT 1 FROM retention.consent c WHERE c.subscriber = sub
+						 AND c.withdrawn_at IS NULL AND least(c.valid_until, c.contract_end) > now());
+	END IF;
+	RETURN EXISTS (SELECT 1 FROM retention.hold h
+					WHERE h.relid = root AND h.subscriber = sub AND h.released_at IS NULL
+					  AND (h.until IS NULL OR h.until > now()) AND ended BETWEEN h.from_ts AND h.to_ts
+					  AND CASE WHEN purpose = 'billing' THEN h.reason = 'billing_dispute'
+							   WHEN purpose = 'law_enforcement' THEN h.reason IN ('judicial_request', 'quick_freeze')
+							   ELSE false END);
+END
+$$;
+GRANT EXECUTE ON FUNCTION retention._exposure_kept(oid, tid, text) TO PUBLIC;
+
 CREATE OR REPLACE FUNCTION retention._exposure_sql(tbl regclass, purpose text)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -709,47 +1344,149 @@ DECLARE
 	p		retention.protected_table;
 	cols	text;
 	cond	text;
-	ended	text;
 BEGIN
 	SELECT * INTO STRICT p FROM retention.protected_table pt WHERE pt.relid = tbl;
-	SELECT pg_catalog.string_agg(pg_catalog.format('x.%I', a.attname), ', ' ORDER BY a.attnum) INTO cols
+	SELECT string_agg(format('x.%I', a.attname), ', ' ORDER BY a.attnum) INTO cols
 	  FROM pg_catalog.pg_attribute a
 	 WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
 	   AND (NOT EXISTS (SELECT 1 FROM retention.tagged_columns(tbl) t WHERE t.attname = a.attname)
 			OR EXISTS (SELECT 1 FROM retention.tagged_columns(tbl) t
 						WHERE t.attname = a.attname AND purpose = ANY (t.purposes)));
 	IF purpose = 'marketing' THEN
-		cond := CASE WHEN p.subscriber IS NULL THEN 'false' ELSE pg_catalog.format(
-			'EXISTS (SELECT 1 FROM retention.consent c WHERE c.subscriber = x.%I::text '
-			'AND c.withdrawn_at IS NULL AND least(c.valid_until, c.contract_end) > now())',
-			p.subscriber) END;
+		cond := CASE WHEN p.subscriber IS NULL THEN 'false'
+					 ELSE 'retention._exposure_kept(x.tableoid, x.ctid, ''marketing'')' END;
 	ELSE
-		cond := pg_catalog.format('retention._window_open(%L, x.%I, %s)', purpose, p.ended_at,
-								  CASE WHEN purpose = 'billing' AND p.billing_anchor IS NOT NULL
-									   THEN pg_catalog.format('x.%I', p.billing_anchor)
-									   ELSE 'NULL::timestamptz' END);
-		-- rows a hold keeps for this purpose: disputes for billing, orders
-		-- for law enforcement
+		-- the window as the rules decide it: capped by its ceiling as
+		-- calendar time, the anchor bounded, timestamps in retention's zone
+		cond := format('retention._window_open(%L, x.%I, %s)', purpose, p.ended_at,
+					   CASE WHEN purpose = 'billing' AND p.billing_anchor IS NOT NULL
+							THEN format('x.%I', p.billing_anchor)
+							ELSE 'NULL::timestamptz' END);
 		IF p.subscriber IS NOT NULL AND purpose IN ('billing', 'law_enforcement') THEN
-			ended := CASE WHEN (SELECT a.atttypid FROM pg_catalog.pg_attribute a
-								 WHERE a.attrelid = tbl AND a.attname = p.ended_at) = 'timestamp'::regtype
-						  THEN pg_catalog.format('retention._instant(x.%I)', p.ended_at)
-						  ELSE pg_catalog.format('x.%I', p.ended_at) END;
-			cond := cond || pg_catalog.format(' OR EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = %L::regclass '
-								   'AND h.subscriber = x.%I::text AND h.released_at IS NULL '
-								   'AND (h.until IS NULL OR h.until > now()) AND %s BETWEEN h.from_ts AND h.to_ts '
-								   'AND h.reason %s)',
-								   tbl::oid, p.subscriber, ended,
-								   CASE WHEN purpose = 'billing' THEN '= ''billing_dispute'''
-										ELSE 'IN (''judicial_request'', ''quick_freeze'')' END);
+			cond := cond || format(' OR retention._exposure_kept(x.tableoid, x.ctid, %L)', purpose);
 		END IF;
 	END IF;
-	RETURN pg_catalog.format('SELECT %s FROM %s x WHERE %s', cols, tbl, cond);
+	RETURN format('SELECT %s FROM %s x WHERE %s', cols, tbl, cond);
 END
 $$;
 
--- the exposure views of an upgraded database, rebuilt with the new rule
-DO $$
+-- does anything but its own rule depend on a view?
+CREATE FUNCTION retention._view_has_dependents(v regclass)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+					 JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+												 AND r.oid = d.objid
+					WHERE d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = v
+					  AND r.ev_class <> v)
+$$;
+
+-- ddl_command_start of ALTER TABLE on tbl (from C: retention._exposures_drop):
+-- each exposure view of tbl is dropped, to be rebuilt at the end; one that
+-- other views depend on (someone else's) is not dropped but emptied in
+-- place (same columns, no rows, no longer reading tbl), so that neither
+-- the ALTER nor their view fails, and it is rebuilt at the end if its
+-- columns still fit
+CREATE FUNCTION retention._exposures_release(tbl regclass)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	e		record;
+	v		regclass;
+	stub	text;
+BEGIN
+	FOR e IN SELECT DISTINCT x.view_name, n.nspname
+			   FROM retention.exposure x
+			   JOIN pg_catalog.pg_class c ON c.oid = x.relid
+			   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+			  WHERE x.relid = tbl LOOP
+		v := pg_catalog.to_regclass(format('%I.%I', e.nspname, e.view_name));
+		CONTINUE WHEN v IS NULL;
+		IF NOT retention._view_has_dependents(v) THEN
+			EXECUTE format('DROP VIEW %s', v);
+		ELSE
+			SELECT string_agg(format('NULL::%s%s AS %I', pg_catalog.format_type(a.atttypid, a.atttypmod),
+									 CASE WHEN a.attcollation NOT IN (0, 100)
+										  THEN format(' COLLATE %s', (SELECT format('%I.%I', cn.nspname, co.collname)
+																		FROM pg_catalog.pg_collation co
+																		JOIN pg_catalog.pg_namespace cn ON cn.oid = co.collnamespace
+																	   WHERE co.oid = a.attcollation))
+										  ELSE '' END,
+									 a.attname), ', ' ORDER BY a.attnum)
+			  INTO stub
+			  FROM pg_catalog.pg_attribute a WHERE a.attrelid = v AND a.attnum > 0 AND NOT a.attisdropped;
+			EXECUTE format('CREATE OR REPLACE VIEW %s WITH (security_barrier) AS SELECT %s WHERE false', v, stub);
+		END IF;
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION retention._exposures_release(regclass) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION retention._exposures_drop()
+RETURNS event_trigger
+AS 'MODULE_PATHNAME', 'retention_exposures_before_alter'
+LANGUAGE C SECURITY DEFINER;
+
+-- an exposure view emptied by _exposures_release(): it no longer reads its table
+CREATE FUNCTION retention._exposure_is_stub(tbl regclass, v regclass)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+						 JOIN pg_catalog.pg_rewrite r ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+													 AND r.oid = d.objid
+						WHERE r.ev_class = v AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+						  AND d.refobjid = tbl)
+$$;
+
+-- ddl_command_end of ALTER TABLE: the exposure views of the tables it
+-- altered, and only those, are rebuilt from the table as it now is
+CREATE OR REPLACE FUNCTION retention._exposures_create()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	e		record;
+	nsp		name;
+	v		regclass;
+BEGIN
+	FOR e IN SELECT x.relid, x.purpose, x.role, x.view_name,
+					row_number() OVER (PARTITION BY x.relid, x.purpose ORDER BY x.role) AS n
+			   FROM retention.exposure x
+			  WHERE x.relid::pg_catalog.oid IN (SELECT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c
+												  WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass)
+			  ORDER BY x.relid, x.purpose, x.role LOOP
+		SELECT n.nspname INTO nsp FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+		 WHERE c.oid = e.relid;
+		v := pg_catalog.to_regclass(format('%I.%I', nsp, e.view_name));
+		IF e.n = 1 THEN
+			IF v IS NULL THEN
+				PERFORM retention._create_exposure(e.relid, e.purpose, e.role, e.view_name);
+			ELSIF retention._exposure_is_stub(e.relid, v) THEN
+				-- kept for views that depend on it: back to its definition if
+				-- its columns allow, else left empty (report() says so)
+				BEGIN
+					EXECUTE format('CREATE OR REPLACE VIEW %s WITH (security_barrier) AS %s', v,
+								   retention._exposure_sql(e.relid, e.purpose));
+				EXCEPTION WHEN invalid_table_definition OR feature_not_supported OR datatype_mismatch THEN
+					NULL;
+				END;
+			END IF;
+		ELSE
+			EXECUTE format('GRANT SELECT ON %I.%I TO %I', nsp, e.view_name, e.role);
+		END IF;
+	END LOOP;
+END
+$$;
+
+-- views exposed under 1.0 read retention.hold directly: rebuilt
+DO $exposures$
 DECLARE
 	e		record;
 BEGIN
@@ -757,14 +1494,24 @@ BEGIN
 			   FROM retention.exposure x
 			   JOIN pg_catalog.pg_class c ON c.oid = x.relid
 			   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace LOOP
-		IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', e.nspname, e.view_name)) IS NOT NULL THEN
-			-- an extension script replaces only its members: the view is one
-			-- for the moment it is replaced (its grants and dependents stay)
-			EXECUTE pg_catalog.format('ALTER EXTENSION retention ADD VIEW %I.%I', e.nspname, e.view_name);
-			EXECUTE pg_catalog.format('CREATE OR REPLACE VIEW %I.%I WITH (security_barrier) AS %s',
-									  e.nspname, e.view_name, retention._exposure_sql(e.relid, e.purpose));
-			EXECUTE pg_catalog.format('ALTER EXTENSION retention DROP VIEW %I.%I', e.nspname, e.view_name);
+		CONTINUE WHEN pg_catalog.to_regclass(format('%I.%I', e.nspname, e.view_name)) IS NULL;
+		-- an extension script replaces only its members: the view is one for
+		-- the moment it is replaced (its grants and dependents stay)
+		IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+						WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+						  AND d.objid = pg_catalog.to_regclass(format('%I.%I', e.nspname, e.view_name))
+						  AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e') THEN
+			EXECUTE format('ALTER EXTENSION retention ADD VIEW %I.%I', e.nspname, e.view_name);
+		END IF;
+		EXECUTE format('CREATE OR REPLACE VIEW %I.%I WITH (security_barrier) AS %s', e.nspname, e.view_name,
+					   retention._exposure_sql(e.relid, e.purpose));
+		-- the view stays the operator's, not a member of the extension
+		IF EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+					WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+					  AND d.objid = pg_catalog.to_regclass(format('%I.%I', e.nspname, e.view_name))
+					  AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass AND d.deptype = 'e') THEN
+			EXECUTE format('ALTER EXTENSION retention DROP VIEW %I.%I', e.nspname, e.view_name);
 		END IF;
 	END LOOP;
 END
-$$;
+$exposures$;

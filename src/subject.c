@@ -48,6 +48,46 @@ PG_FUNCTION_INFO_V1(retention_anonymize_subscriber);
  * the rules apply as of now, at once rather than at the next sweep (after
  * a consent is withdrawn).
  */
+/*
+ * After the fix-up UPDATE ... RETURNING ctid of a row: is nothing left to
+ * do in the row it wrote?  A trigger of the table's own may have written
+ * it back as it was.
+ */
+static bool
+rewritten_done(RetentionTable *t, Relation rel, TimestampTz moment)
+{
+	bool		n;
+	ItemPointer newtid = (ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0],
+																	 SPI_tuptable->tupdesc, 1, &n));
+	HeapTupleData tuple;
+	Buffer		buf;
+	Datum	   *values;
+	bool	   *isnull;
+	RetentionCutoffs cut;
+	RetentionRow row;
+	uint64		due;
+	bool		fully_due;
+	bool		done = true;
+
+	if (n)
+		return false;
+	tuple.t_self = *newtid;
+	if (!heap_fetch(rel, GetLatestSnapshot(), &tuple, &buf, false))
+		return true;			/* deleted by the AFTER trigger: done */
+	values = palloc(sizeof(Datum) * RelationGetDescr(rel)->natts);
+	isnull = palloc(sizeof(bool) * RelationGetDescr(rel)->natts);
+	heap_deform_tuple(&tuple, RelationGetDescr(rel), values, isnull);
+	if (expiry_read_row(t, values, isnull, &row))
+	{
+		expiry_lookup_row(t, values, isnull, &row, true, t->has_marketing && moment != DT_NOEND);
+		retention_cutoffs(moment, &cut);
+		due = expiry_due_columns(t, &cut, &row, &fully_due);
+		done = due == 0 || !expiry_needs_work(t, due, fully_due, true, values, isnull, true);
+	}
+	ReleaseBuffer(buf);
+	return done;
+}
+
 Datum
 retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 {
@@ -147,6 +187,12 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 									   (Datum[]) {PointerGetDatum(tid)}, NULL, false, 1);
 				if (ret != SPI_OK_DELETE)
 					elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+				if (SPI_processed != 1)
+					ereport(WARNING,
+							(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+							 errmsg("a trigger of \"%s\" kept a row of the subscriber",
+									RelationGetRelationName(rel)),
+							 errdetail("It is not counted as deleted.")));
 				deleted += SPI_processed;
 			}
 			else if (due != 0 && expiry_needs_work(t, due, fully_due, true, values, isnull, true))
@@ -155,9 +201,16 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 				/* the BEFORE UPDATE trigger applies the rules, as of the same moment */
 				ret = SPI_execute_plan(retention_fixup_plan(t, rel, false),
 									   (Datum[]) {PointerGetDatum(tid)}, NULL, false, 1);
-				if (ret != SPI_OK_UPDATE)
+				if (ret != SPI_OK_UPDATE_RETURNING)
 					elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
-				anonymized += SPI_processed;
+				if (SPI_processed == 1 && rewritten_done(t, rel, moment))
+					anonymized++;
+				else
+					ereport(WARNING,
+							(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+							 errmsg("a trigger of \"%s\" kept a row of the subscriber as it was",
+									RelationGetRelationName(rel)),
+							 errdetail("It is not counted as anonymized.")));
 			}
 			ReleaseBuffer(buf);
 			relation_close(rel, NoLock);

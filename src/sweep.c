@@ -47,6 +47,8 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
+#include "catalog/pg_trigger.h"
+#include "commands/trigger.h"
 #include "executor/instrument.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -60,6 +62,7 @@
 #include "storage/latch.h"
 #include "storage/lock.h"
 #include "storage/pmsignal.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -120,6 +123,8 @@ typedef struct SweepCounts
 	int64		deleted;
 	int64		held;
 	int64		skipped;
+	int64		kept;			/* due, yet left as they were by the table's
+								 * own triggers: a failure */
 	int			truncated;
 	int64		paused_us;		/* batch_delay and max_wal_rate pauses */
 } SweepCounts;
@@ -141,6 +146,7 @@ typedef struct SweepLeaf
 	BlockNumber from;
 	BlockNumber to;
 	bool		skip_locked;
+	bool		recheck;		/* other BEFORE triggers may undo a batch */
 	SweepCounts *counts;
 	MemoryContext cxt;			/* lives as long as the leaf's sweep */
 } SweepLeaf;
@@ -383,6 +389,26 @@ batch_where(SweepLeaf *l, int state)
  * -------------------------------------------------------------------------
  */
 
+/* the ctids an UPDATE ... RETURNING ctid returned, as a tid[] */
+static Datum
+returned_tids(void)
+{
+	Datum	   *tids = palloc(sizeof(Datum) * Max(SPI_processed, 1));
+	uint64		i;
+	int			n = 0;
+
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			tids[n++] = d;
+	}
+	return PointerGetDatum(construct_array(tids, n, TIDOID, sizeof(ItemPointerData), false,
+										   TYPALIGN_SHORT));
+}
+
 static void
 batch_step(void *arg)
 {
@@ -390,6 +416,9 @@ batch_step(void *arg)
 	Oid			types[2] = {l->maxcut_type, TIMESTAMPTZOID};
 	Datum		values[2] = {l->maxcut, TimestampTzGetDatum(l->run->cutoff)};
 	SweepCounts *c = l->counts;
+	int64		skipped_before = c->skipped;
+	int64		anonymized_before = c->anonymized;
+	Datum		updated = (Datum) 0;
 	char	   *sql;
 	uint64		n;
 	int			i;
@@ -428,6 +457,9 @@ batch_step(void *arg)
 	for (i = 0; i < lengthof(states); i++)
 	{
 		int			state = states[i];
+		bool		returning = l->recheck && state == ROW_ANONYMIZE;
+		int			expected = state == ROW_DELETE ? SPI_OK_DELETE :
+			returning ? SPI_OK_UPDATE_RETURNING : SPI_OK_UPDATE;
 
 		if (state == ROW_DELETE && l->keep_anonymized)
 			continue;
@@ -436,12 +468,12 @@ batch_step(void *arg)
 		{
 			sql = psprintf(state == ROW_DELETE ?
 						   "DELETE FROM %s x WHERE %s" :
-						   "UPDATE %s x SET %s = x.%s WHERE %s",
+						   "UPDATE %s x SET %s = x.%s WHERE %s%s",
 						   l->qualified,
 						   state == ROW_DELETE ? batch_where(l, state) : l->ended_at,
-						   l->ended_at, batch_where(l, state));
-			n = run_sql(sql, 2, types, values,
-						state == ROW_DELETE ? SPI_OK_DELETE : SPI_OK_UPDATE);
+						   l->ended_at, batch_where(l, state),
+						   returning ? " RETURNING x.ctid" : "");
+			n = run_sql(sql, 2, types, values, expected);
 		}
 		else
 		{
@@ -457,20 +489,59 @@ batch_step(void *arg)
 							   l->qualified, l->qualified, batch_where(l, state));
 			else
 				sql = psprintf("UPDATE %s y SET %s = y.%s FROM (SELECT x.ctid FROM %s x WHERE %s "
-							   "FOR UPDATE OF x SKIP LOCKED) s WHERE y.ctid = s.ctid",
+							   "FOR UPDATE OF x SKIP LOCKED) s WHERE y.ctid = s.ctid%s",
 							   l->qualified, l->ended_at, l->ended_at, l->qualified,
-							   batch_where(l, state));
-			n = run_sql(sql, 2, types, values,
-						state == ROW_DELETE ? SPI_OK_DELETE : SPI_OK_UPDATE);
+							   batch_where(l, state), returning ? " RETURNING y.ctid" : "");
+			n = run_sql(sql, 2, types, values, expected);
 			c->skipped += (int64) (candidates - Min(candidates, n));
 		}
 		pace_active = false;
+		if (returning)
+			updated = returned_tids();
 		if (state == ROW_DELETE)
 			c->deleted += n;
 		else
 			c->anonymized += n;
 	}
 	retention_sweep_unheld_relid = InvalidOid;
+
+	/*
+	 * A trigger of the table's own that fires before the row is changed can
+	 * keep it (a BEFORE DELETE returning NULL is not counted, but a BEFORE
+	 * UPDATE setting NEW to OLD is): where there is one, what is still due
+	 * in the batch's range was not done, whatever the counts above say.
+	 */
+	if (l->recheck)
+	{
+		bool		isnull;
+		int64		in_range;
+		int64		unchanged = 0;
+		int64		moved_out = 0;
+		const char *range = psprintf("x.ctid >= '(%u,0)'::tid AND x.ctid < '(%u,0)'::tid",
+									 l->from, l->to);
+
+		sql = psprintf("SELECT count(*) FROM %s x WHERE %s AND x.%s <= $1 AND %s IN (%d, %d)",
+					   l->qualified, range, l->ended_at, l->status_expr, ROW_ANONYMIZE, ROW_DELETE);
+		run_sql(sql, 2, types, values, SPI_OK_SELECT);
+		in_range = DatumGetInt64(first_value(&isnull));
+		/* rows locked by others were counted as skipped, not kept */
+		in_range -= Min(in_range, c->skipped - skipped_before);
+		if (updated != (Datum) 0)
+		{
+			/* rows an UPDATE wrote back as they were (maybe to another block) */
+			sql = psprintf("SELECT count(*), count(*) FILTER (WHERE NOT (%s)) FROM %s x "
+						   "WHERE x.ctid = ANY ($3) AND %s IN (%d, %d)",
+						   range, l->qualified, l->status_expr, ROW_ANONYMIZE, ROW_DELETE);
+			run_sql(sql, 3, (Oid[]) {l->maxcut_type, TIMESTAMPTZOID, TIDARRAYOID},
+					(Datum[]) {l->maxcut, TimestampTzGetDatum(l->run->cutoff), updated},
+					SPI_OK_SELECT);
+			unchanged = DatumGetInt64(first_value(&isnull));
+			moved_out = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													SPI_tuptable->tupdesc, 2, &isnull));
+		}
+		c->anonymized -= Min(unchanged, c->anonymized - anonymized_before);
+		c->kept += in_range + moved_out;
+	}
 
 	if (l->has_holds)
 	{
@@ -640,6 +711,71 @@ dry_run_step(void *arg)
 	l->counts->held += would[ROW_HELD];
 }
 
+/* an error of the sweep's own, for a table's sweep_log row */
+static ErrorData *
+sweep_failure(int sqlerrcode, const char *message, const char *detail)
+{
+	ErrorData  *e = palloc0(sizeof(ErrorData));
+
+	e->elevel = ERROR;
+	e->sqlerrcode = sqlerrcode;
+	e->message = pstrdup(message);
+	e->detail = detail ? pstrdup(detail) : NULL;
+	/* its detail quotes no row: shown as is (error_detail()) */
+	e->funcname = "sweep_failure";
+	return e;
+}
+
+/*
+ * The detail to show of an error a sweep caught: its own failures' detail,
+ * which it wrote; for any other error SWEEP_ERROR_DETAIL instead.
+ */
+static const char *
+error_detail(const ErrorData *edata)
+{
+	if (edata->funcname != NULL && strcmp(edata->funcname, "sweep_failure") == 0 &&
+		edata->detail != NULL)
+		return edata->detail;
+	return SWEEP_ERROR_DETAIL;
+}
+
+/*
+ * The row triggers of rel that fire on the sweep's statements (which run
+ * with session_replication_role origin): is retention's BEFORE UPDATE
+ * trigger among them (it does the anonymizing), and is there another one
+ * firing before an UPDATE or a DELETE, which could keep a row as it was?
+ */
+static void
+leaf_triggers(Relation rel, bool *ours, bool *foreign)
+{
+	TriggerDesc *td = rel->trigdesc;
+	Oid			nsp = retention_schema_oid(false);
+	int			i;
+
+	*ours = false;
+	*foreign = false;
+	if (td == NULL)
+		return;
+	for (i = 0; i < td->numtriggers; i++)
+	{
+		Trigger    *tg = &td->triggers[i];
+		char	   *fname;
+
+		if (!TRIGGER_FOR_ROW(tg->tgtype) || !TRIGGER_FOR_BEFORE(tg->tgtype) ||
+			!(TRIGGER_FOR_UPDATE(tg->tgtype) || TRIGGER_FOR_DELETE(tg->tgtype)) ||
+			tg->tgenabled == TRIGGER_DISABLED || tg->tgenabled == TRIGGER_FIRES_ON_REPLICA)
+			continue;
+		fname = get_func_name(tg->tgfoid);
+		if (get_func_namespace(tg->tgfoid) == nsp && fname != NULL &&
+			strcmp(fname, "_expire_before") == 0)
+		{
+			*ours = *ours || TRIGGER_FOR_UPDATE(tg->tgtype);
+			continue;
+		}
+		*foreign = true;
+	}
+}
+
 /* returns NULL, or the error that stopped this leaf */
 static ErrorData *
 sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
@@ -681,6 +817,27 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 	nblocks = RelationGetNumberOfBlocks(rel);
 	per_block = rows_per_block(rel);
 	is_partition = rel->rd_rel->relispartition;
+	/* relhasrules may stay set after DROP RULE: the relcache's rules tell */
+	if (rel->rd_rules != NULL && rel->rd_rules->numLocks > 0)
+	{
+		relation_close(rel, NoLock);
+		return sweep_failure(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+							 psprintf("protected table \"%s\" has rules", get_rel_name(leaf)),
+							 "A rule rewrites the sweep's statements: what they did could not be counted.");
+	}
+	{
+		bool		ours;
+
+		leaf_triggers(rel, &ours, &l.recheck);
+		if (!ours)
+		{
+			relation_close(rel, NoLock);
+			return sweep_failure(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+								 psprintf("the expiry trigger of protected table \"%s\" is missing or disabled",
+										  get_rel_name(leaf)),
+								 "The sweep anonymizes through it: nothing could be done.  See retention.report().");
+		}
+	}
 
 	if (run->dry_run)
 	{
@@ -956,6 +1113,12 @@ sweep_table(SweepRun *run, Oid relid)
 					break;
 			}
 		}
+		/* what was due and is still there was not done: a failure */
+		if (edata == NULL && counts.kept > 0)
+			edata = sweep_failure(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION,
+								  psprintf(INT64_FORMAT " rows due were kept as they were by triggers of the table",
+										   counts.kept),
+								  "A trigger of the table's own undid or skipped the sweep's change: those rows are still overdue.");
 		MemoryContextSwitchTo(cxt);
 		TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
 
@@ -963,7 +1126,7 @@ sweep_table(SweepRun *run, Oid relid)
 			ereport(WARNING,
 					(errcode(edata->sqlerrcode),
 					 errmsg("dry run on table \"%s\" failed: %s", get_rel_name(relid), edata->message),
-					 errdetail(SWEEP_ERROR_DETAIL)));
+					 errdetail("%s", error_detail(edata))));
 		else if (run->dry_run)
 			ereport(NOTICE,
 					(errmsg("dry run on \"%s\": would anonymize " INT64_FORMAT " rows and delete " INT64_FORMAT
@@ -980,7 +1143,7 @@ sweep_table(SweepRun *run, Oid relid)
 				ereport(WARNING,
 						(errcode(edata->sqlerrcode),
 						 errmsg("sweep of table \"%s\" failed: %s", get_rel_name(relid), edata->message),
-						 errdetail(SWEEP_ERROR_DETAIL),
+						 errdetail("%s", error_detail(edata)),
 						 errhint("The error is in retention.sweep_log; the other tables were swept.")));
 			}
 			else

@@ -43,20 +43,24 @@
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "replication/logicalworker.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "expiry.h"
@@ -310,6 +314,20 @@ check_no_postponing(RetentionTable *t, Relation rel, HeapTuple oldtuple,
 }
 
 /*
+ * The expiry triggers are ENABLE ALWAYS, so that they fire for logical
+ * replication's apply workers, which write in replica mode: a subscriber
+ * enforces retention as rows arrive.  A session of its own in replica mode
+ * (session_replication_role is for superusers only) is loading rows as
+ * they were written, history from before protection: they are stored as
+ * written, for the next sweep, and verify() shows what is overdue.
+ */
+static bool
+stored_as_written(void)
+{
+	return SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA && !IsLogicalWorker();
+}
+
+/*
  * retention_expire_before: BEFORE INSERT/UPDATE FOR EACH ROW.  Applies what
  * is due to the new row before it is stored.  A fully due row in a table
  * that deletes expired rows is not inserted at all (and counted); on
@@ -341,6 +359,8 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	inserting = TRIGGER_FIRED_BY_INSERT(trigdata->tg_event);
 	newtuple = inserting ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
 
+	if (stored_as_written())
+		return PointerGetDatum(newtuple);
 	t = retention_table(RelationGetRelid(rel));
 	if (!OidIsValid(t->protected_relid) || t->ncolumns == 0)
 		return PointerGetDatum(newtuple);
@@ -412,7 +432,7 @@ retention_fixup_plan(RetentionTable *t, Relation rel, bool delete)
 	{
 		const char *ended_at = NameStr(TupleDescAttr(RelationGetDescr(rel), t->ended_at - 1)->attname);
 
-		sql = psprintf("UPDATE ONLY %s SET %s = %s WHERE ctid = $1", relname,
+		sql = psprintf("UPDATE ONLY %s SET %s = %s WHERE ctid = $1 RETURNING ctid", relname,
 					   quote_identifier(ended_at), quote_identifier(ended_at));
 	}
 	*slot = SPI_prepare(sql, 1, argtypes);
@@ -441,8 +461,62 @@ fixup_step(void *arg)
 	retention_fixup_relid = RelationGetRelid(f->rel);
 	SPI_connect();
 	ret = SPI_execute_plan(retention_fixup_plan(f->t, f->rel, f->delete), &tid, NULL, false, 1);
-	if (ret != (f->delete ? SPI_OK_DELETE : SPI_OK_UPDATE))
+	if (ret != (f->delete ? SPI_OK_DELETE : SPI_OK_UPDATE_RETURNING))
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+
+	/*
+	 * Count only what was done: a trigger of the table's own may have kept
+	 * the row (a BEFORE trigger returning NULL), or written it back as it
+	 * was (NEW := OLD).
+	 */
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+				 errmsg("a trigger of the table kept the row")));
+	if (!f->delete)
+	{
+		bool		isnull;
+		ItemPointer newtid = (ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0],
+																		 SPI_tuptable->tupdesc, 1,
+																		 &isnull));
+		TupleTableSlot *slot = table_slot_create(f->rel, NULL);
+		TupleDesc	desc = RelationGetDescr(f->rel);
+		bool		should_free;
+		HeapTuple	tuple;
+		Datum	   *values;
+		bool	   *nulls;
+		bool		fully_due,
+					complete;
+		uint64		due;
+		RetentionCutoffs cut;
+		RetentionRow row;
+
+		if (isnull || !table_tuple_fetch_row_version(f->rel, newtid, SnapshotAny, slot))
+			elog(ERROR, "could not read back the row written at (%u,%u)",
+				 ItemPointerGetBlockNumber(newtid), ItemPointerGetOffsetNumber(newtid));
+		tuple = ExecFetchSlotHeapTuple(slot, false, &should_free);
+		deform(tuple, desc, &values, &nulls);
+		/* by time alone first: a row with nothing left to do needs no lookup */
+		complete = expiry_read_row(f->t, values, nulls, &row);
+		if (complete)
+		{
+			retention_cutoffs(decision_time(), &cut);
+			due = expiry_due_columns(f->t, &cut, &row, &fully_due);
+			if (due != 0 && expiry_needs_work(f->t, due, fully_due, false, values, nulls, true))
+				due = row_due(f->t, values, nulls, &fully_due, &complete, false);
+			else
+				due = 0;
+		}
+		else
+			due = 0;
+		if (due != 0 && expiry_needs_work(f->t, due, fully_due, false, values, nulls, true))
+			ereport(ERROR,
+					(errcode(ERRCODE_TRIGGERED_DATA_CHANGE_VIOLATION),
+					 errmsg("a trigger of the table wrote the row back as it was")));
+		if (should_free)
+			heap_freetuple(tuple);
+		ExecDropSingleTupleTableSlot(slot);
+	}
 	SPI_finish();
 }
 
@@ -514,6 +588,8 @@ retention_expire_after(PG_FUNCTION_ARGS)
 
 	/* retention's own re-write of a row: whoever issued it decides the rest */
 	if (!inserting && RelationGetRelid(rel) == retention_fixup_relid)
+		return PointerGetDatum(NULL);
+	if (stored_as_written())
 		return PointerGetDatum(NULL);
 
 	t = retention_table(RelationGetRelid(rel));
