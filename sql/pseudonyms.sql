@@ -92,9 +92,15 @@ GRANT SELECT ON oracle_cdr TO regress_oracle_writer;
 GRANT retention_admin TO regress_oracle_writer;
 SELECT count(*) AS oracles FROM retention._pseudonym_oracles('oracle_cdr', 'imsi');
 SELECT retention.set_method('oracle_cdr', 'imsi', 'hash');
--- a grant after set_method(): verify() names the column and the role
+-- a grant after set_method(): report() and verify() name the column and
+-- the role
 REVOKE retention_admin FROM regress_oracle_writer;
 SELECT * FROM retention._pseudonym_oracles();
+SELECT kind, note FROM retention.report()
+ WHERE "table" = 'oracle_cdr'::regclass AND kind = 'not enforced';
+\set VERBOSITY verbose
+SELECT retention.verify();
+\set VERBOSITY default
 -- an owner is a writer who reads
 REVOKE ALL ON oracle_cdr FROM regress_oracle_writer;
 ALTER TABLE oracle_cdr OWNER TO regress_oracle_writer;

@@ -878,6 +878,13 @@ AS $$
 	  FROM retention.tagged_columns(tbl) t
 	  JOIN pg_catalog.pg_attribute a ON a.attrelid = tbl AND a.attname = t.attname
 	 WHERE a.attnotnull
+	UNION ALL
+	SELECT 'pseudonym oracle',
+		   format('hashed column %I of %s can be read back by %s, who may write the table', m.attname, tbl,
+				  array_to_string(ARRAY(SELECT retention._pseudonym_oracles(tbl, m.attname)), ', '))
+	  FROM retention.column_method m
+	 WHERE m.relid = tbl AND m.method = 'hash'
+	   AND EXISTS (SELECT retention._pseudonym_oracles(tbl, m.attname))
 $$;
 
 -- the same for the extension itself: its event triggers must fire (the
