@@ -12,9 +12,7 @@
 set -u
 
 RET_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RET_PGVERSION=${RET_PGVERSION:-15}
-RET_PACKAGES="postgresql-$RET_PGVERSION postgresql-server-dev-$RET_PGVERSION \
-postgresql-contrib make gcc libipc-run-perl perl cppcheck"
+. "$RET_SRC/test/packages.sh"	# RET_PGVERSION, RET_PACKAGES, ret_install_packages
 
 ret_log() { printf '== %s\n' "$*" >&2; }
 ret_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -22,20 +20,7 @@ ret_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # ret_packages: install what is missing (root only; otherwise say what to do)
 ret_packages()
 {
-	local missing="" p
-	for p in $RET_PACKAGES; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
-			missing="$missing $p"
-	done
-	[ -z "$missing" ] && return 0
-	if [ "$(id -u)" -ne 0 ]; then
-		ret_die "missing packages:$missing (run 'make test' once as root, or apt-get install them)"
-	fi
-	ret_log "installing:$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >/dev/null || ret_die "apt-get update failed"
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
-		ret_die "apt-get install$missing failed"
+	ret_install_packages || exit 1
 }
 
 # ret_pg_config: the pg_config of the server we build and test against
