@@ -59,7 +59,13 @@ ret_as_user()
 			PROVE_TESTS PGTZ RETENTION_TEST_KEEP RETENTION_BENCH_ROWS; do
 			[ -n "${!v:-}" ] && envs+=("$v=${!v}")
 		done
-		runuser -u "$RET_USER" -- env HOME="$RET_TMP" "${envs[@]}" "$@"
+		# from the caller's directory if the user may enter it (the TAP tests
+		# run from RET_TMP/src), else from RET_TMP: PostgreSQL's programs
+		# complain when they cannot go back to their starting directory, as
+		# from a clone in /root
+		runuser -u "$RET_USER" -- env HOME="$RET_TMP" "${envs[@]}" \
+			sh -c 'cd "$1" 2>/dev/null || cd "$2" || exit 1; shift 2; exec "$@"' \
+			sh "$PWD" "${RET_TMP:-/}" "$@"
 	else
 		"$@"
 	fi
