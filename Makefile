@@ -3,7 +3,7 @@
 # The two commands a user needs (see README.md):
 #   make demo   build, start a throwaway cluster, load sample CDRs, sweep, report
 #   make test   the whole suite (pg_regress, isolation, TAP, static checks)
-# Both work as root or as an ordinary user on a fresh Debian machine; as root
+# Both work as root or as an ordinary user on a Debian machine with make; as root
 # they install the packages they need first.
 
 MODULE_big = retention
@@ -44,7 +44,7 @@ all:
 	@exit 1
 endif
 
-.PHONY: test demo bench fuzz valgrind-check
+.PHONY: test demo bench fuzz valgrind-check fresh-machine
 
 test:
 	@test/run-tests
@@ -60,3 +60,7 @@ fuzz:
 
 valgrind-check:
 	@RETENTION_VALGRIND=1 test/run-tests --only regress
+
+# the README's two commands and Install section on a bare Debian 12 (root)
+fresh-machine:
+	@test/fresh-machine
