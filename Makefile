@@ -3,7 +3,7 @@
 # The two commands a user needs (see README.md):
 #   make demo   build, start a throwaway cluster, load sample CDRs, sweep, report
 #   make test   the whole suite (pg_regress, isolation, TAP, static checks)
-# Both work as root or as an ordinary user on a fresh Debian machine; as root
+# Both work as root or as an ordinary user on a Debian machine with make; as root
 # they install the packages they need first.
 #   make deb        the Debian packages postgresql-NN-retention, in build/deb/
 #   make test-deb   (root) build, install and try the package, then remove it
@@ -46,7 +46,7 @@ all:
 	@exit 1
 endif
 
-.PHONY: test demo bench fuzz valgrind-check deb test-deb
+.PHONY: test demo bench fuzz valgrind-check deb test-deb fresh-machine
 
 test:
 	@test/run-tests
@@ -68,3 +68,7 @@ deb:
 
 test-deb:
 	@test/deb/run
+
+# the README's two commands and Install section on a bare Debian 12 (root)
+fresh-machine:
+	@test/fresh-machine

@@ -12,9 +12,7 @@
 set -u
 
 RET_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RET_PGVERSION=${RET_PGVERSION:-15}
-RET_PACKAGES="postgresql-$RET_PGVERSION postgresql-server-dev-$RET_PGVERSION \
-postgresql-contrib make gcc libipc-run-perl perl cppcheck"
+. "$RET_SRC/test/packages.sh"	# RET_PGVERSION, RET_PACKAGES, ret_install_packages
 
 ret_log() { printf '== %s\n' "$*" >&2; }
 ret_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
@@ -22,20 +20,7 @@ ret_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 # ret_packages: install what is missing (root only; otherwise say what to do)
 ret_packages()
 {
-	local missing="" p
-	for p in $RET_PACKAGES; do
-		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
-			missing="$missing $p"
-	done
-	[ -z "$missing" ] && return 0
-	if [ "$(id -u)" -ne 0 ]; then
-		ret_die "missing packages:$missing (run 'make test' once as root, or apt-get install them)"
-	fi
-	ret_log "installing:$missing"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq >/dev/null || ret_die "apt-get update failed"
-	apt-get install -y -qq --no-install-recommends $missing >/dev/null ||
-		ret_die "apt-get install$missing failed"
+	ret_install_packages || exit 1
 }
 
 # ret_pg_config: the pg_config of the server we build and test against
@@ -74,7 +59,13 @@ ret_as_user()
 			PROVE_TESTS PGTZ RETENTION_TEST_KEEP RETENTION_BENCH_ROWS; do
 			[ -n "${!v:-}" ] && envs+=("$v=${!v}")
 		done
-		runuser -u "$RET_USER" -- env HOME="$RET_TMP" "${envs[@]}" "$@"
+		# from the caller's directory if the user may enter it (the TAP tests
+		# run from RET_TMP/src), else from RET_TMP: PostgreSQL's programs
+		# complain when they cannot go back to their starting directory, as
+		# from a clone in /root
+		runuser -u "$RET_USER" -- env HOME="$RET_TMP" "${envs[@]}" \
+			sh -c 'cd "$1" 2>/dev/null || cd "$2" || exit 1; shift 2; exec "$@"' \
+			sh "$PWD" "${RET_TMP:-/}" "$@"
 	else
 		"$@"
 	fi
