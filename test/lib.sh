@@ -14,7 +14,7 @@ set -u
 RET_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RET_PGVERSION=${RET_PGVERSION:-15}
 RET_PACKAGES="postgresql-$RET_PGVERSION postgresql-server-dev-$RET_PGVERSION \
-postgresql-contrib make gcc libipc-run-perl perl cppcheck"
+make gcc libipc-run-perl perl cppcheck"
 
 ret_log() { printf '== %s\n' "$*" >&2; }
 ret_die() { printf 'error: %s\n' "$*" >&2; exit 1; }
