@@ -56,6 +56,7 @@
  */
 #if PG_VERSION_NUM >= 160000
 #include "nodes/miscnodes.h"
+#define RETENTION_HAVE_ERRSAVE 1
 #define RETENTION_ESCONTEXT(fcinfo) ((fcinfo)->context)
 #else
 #define RETENTION_ESCONTEXT(fcinfo) ((Node *) NULL)
@@ -91,6 +92,24 @@
 #else
 #define retention_PortalRun(portal, count, isTopLevel, dest, altdest, qc) \
 	PortalRun((portal), (count), (isTopLevel), true, (dest), (altdest), (qc))
+#endif
+
+/*
+ * Two backend functions that the fuzz shim (test/fuzz/shim.c) implements
+ * for itself changed their signatures in 16: appendBinaryStringInfo() and
+ * appendBinaryStringInfoNT() take their data as const void *, and
+ * ExceptionalCondition() lost its errorType argument.
+ */
+#if PG_VERSION_NUM >= 160000
+#define RETENTION_BINARY_DATA const void
+#define RETENTION_EXCEPTIONAL_CONDITION_ARGS \
+	const char *conditionName, const char *fileName, int lineNumber
+#define RETENTION_ERROR_TYPE "FailedAssertion"
+#else
+#define RETENTION_BINARY_DATA const char
+#define RETENTION_EXCEPTIONAL_CONDITION_ARGS \
+	const char *conditionName, const char *errorType, const char *fileName, int lineNumber
+#define RETENTION_ERROR_TYPE errorType
 #endif
 
 /*
