@@ -3,6 +3,9 @@
 # The two commands a user needs (see README.md):
 #   make demo   build, start a throwaway cluster, load sample CDRs, sweep, report
 #   make test   the whole suite (pg_regress, isolation, TAP, static checks)
+#               against the host's PostgreSQL 15; `make test PG=17` (or 18)
+#               runs it in a Debian chroot with that version, built and
+#               cached on first use (test/run-in-chroot, root only)
 # Both work as root or as an ordinary user on a Debian machine with make; as root
 # they install the packages they need first.
 #   make deb        the Debian packages postgresql-NN-retention, in build/deb/
@@ -39,7 +42,7 @@ include $(PGXS)
 # PGXS tracks no header dependencies: rebuild everything when one changes
 $(OBJS): $(wildcard src/*.h)
 else
-# No PGXS yet (postgresql-server-dev-15 missing): only the bootstrap targets
+# No PGXS yet (postgresql-server-dev-NN missing): only the bootstrap targets
 # below work; `make test` and `make demo` install it when run as root.
 all:
 	@echo "PGXS not found: install postgresql-server-dev-15, or run 'make test' as root" >&2
@@ -48,17 +51,20 @@ endif
 
 .PHONY: test demo bench fuzz valgrind-check deb test-deb fresh-machine
 
+# PG=NN: the same, against PostgreSQL NN in a Debian chroot
+IN_CHROOT = $(if $(PG),test/run-in-chroot $(PG) )
+
 test:
-	@test/run-tests
+	@$(IN_CHROOT)test/run-tests
 
 demo:
-	@test/demo
+	@$(IN_CHROOT)test/demo
 
 bench:
-	@test/bench/run
+	@$(IN_CHROOT)test/bench/run
 
 fuzz:
-	@test/fuzz/run
+	@$(IN_CHROOT)test/fuzz/run
 
 valgrind-check:
 	@RETENTION_VALGRIND=1 test/run-tests --only regress

@@ -167,7 +167,12 @@ CALL retention.sweep('cdr_paced');
 RESET client_min_messages;
 SELECT status, rows_anonymized, paused > '0' AS paused FROM retention.sweep_log
  WHERE relid = 'cdr_paced'::regclass ORDER BY id;
+-- the range, and the error PostgreSQL raises outside it (its wording varies
+-- by release: only the SQLSTATE is shown)
+SELECT min_val, max_val, unit FROM pg_settings WHERE name = 'retention.max_wal_rate';
+\set VERBOSITY sqlstate
 SET retention.max_wal_rate = -1;
+\set VERBOSITY default
 
 -- inside a transaction block the sweep cannot commit per batch
 BEGIN;

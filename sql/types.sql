@@ -101,7 +101,8 @@ CREATE TABLE bad (c retention.msisdn(1));
 -- a name is quoted up to 40 bytes, even a 1 MB string constant (found by
 -- fuzzing); identifiers stop at 63 bytes anyway
 \set ECHO none
-SELECT format('CREATE TABLE bad (c retention.msisdn(billing, %L))', repeat('x', 1048576)) \gexec
+SELECT format('CREATE TABLE bad (c retention.msisdn(billing, %L))', repeat('x', 1048576)) AS stmt \gset
+:stmt;
 \set ECHO all
 \echo :LAST_ERROR_SQLSTATE
 SELECT retention.purposes_in(ARRAY[repeat('é', 524288)]::cstring[]);

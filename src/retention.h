@@ -51,7 +51,7 @@ typedef int32 PurposeSet;
 /* typmod.c */
 extern const char *const retention_purpose_names[RETENTION_NUM_PURPOSES];
 extern int	purpose_lookup(const char *name);
-extern void purpose_unknown_error(const char *name) pg_attribute_noreturn();
+pg_noreturn extern void purpose_unknown_error(const char *name);
 extern PurposeSet purpose_set_from_typmod(int32 typmod);
 extern char *purpose_set_to_string(PurposeSet set);
 
@@ -120,7 +120,7 @@ extern RetentionValueForm retention_value_form(RetentionTypeKind kind,
  */
 extern const char *const retention_method_names[RM_NUM_METHODS];
 extern int	method_lookup(const char *name);
-extern void method_unknown_error(const char *name) pg_attribute_noreturn();
+pg_noreturn extern void method_unknown_error(const char *name);
 extern text *retention_anonymize_value(RetentionTypeKind kind, text *value,
 									   RetentionMethod method);
 extern bool retention_method_supported(RetentionTypeKind kind, RetentionMethod method);

@@ -226,7 +226,7 @@ sweep_commit(SweepRun *run)
 {
 	if (!run->nonatomic)
 		return;
-	retention_spi_commit();
+	SPI_commit();
 }
 
 /* run an SPI statement, returning SPI_processed; raises on failure */

@@ -716,7 +716,7 @@ run_toplevel(const char *sql, MemoryContext parsecxt)
 	receiver = CreateDestReceiver(DestNone);
 	MemoryContextSwitchTo(oldcxt);
 
-	(void) PortalRun(portal, FETCH_ALL, true, true, receiver, receiver, &qc);
+	(void) retention_PortalRun(portal, FETCH_ALL, true, receiver, receiver, &qc);
 
 	receiver->rDestroy(receiver);
 	PortalDrop(portal, false);

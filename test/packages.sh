@@ -6,8 +6,10 @@
 # ret_install_packages.  Function-local names start with _rp_.
 
 RET_PGVERSION=${RET_PGVERSION:-15}
+# (pgcrypto ships with postgresql-NN; postgresql-contrib is only a virtual
+# package on Debian 13 and later)
 RET_PACKAGES="make gcc postgresql-$RET_PGVERSION postgresql-server-dev-$RET_PGVERSION \
-postgresql-contrib libipc-run-perl perl cppcheck"
+libipc-run-perl perl cppcheck"
 
 # the packages of RET_PACKAGES that are not installed, on one line
 ret_missing_packages()

@@ -24,6 +24,8 @@
 
 #include "utils/array.h"
 
+#include "compat.h"
+
 /* the last ERROR raised, as the harness sees it after PG_CATCH() */
 typedef struct FuzzError
 {
@@ -60,7 +62,7 @@ extern ArrayType *fuzz_cstring_array(const char *const *elems, const bool *nulls
 									 int n, int ndim);
 
 /* print a property violation with the input, then abort (a libFuzzer crash) */
-extern void fuzz_fail(const char *what, const uint8 *data, size_t size,
-					  const char *fmt,...) pg_attribute_printf(4, 5) pg_attribute_noreturn();
+pg_noreturn extern void fuzz_fail(const char *what, const uint8 *data, size_t size,
+								  const char *fmt,...) pg_attribute_printf(4, 5);
 
 #endif							/* RETENTION_FUZZ_SHIM_H */

@@ -126,7 +126,9 @@ like($backend, qr/^\d+$/, 'a backend is running CALL retention.sweep()');
 $launcher = launcher_pid();
 $offset = -s $node->logfile;
 kill 'KILL', $backend;
-$node->wait_for_log(qr/server process \(PID $backend\) was terminated by signal 9/, $offset);
+# "server process" up to 17, "client backend" (its backend type) from 18
+$node->wait_for_log(qr/(?:server process|client backend) \(PID $backend\) was terminated by signal 9/,
+	$offset);
 eval { $psql->quit };
 ok($node->poll_query_until('cdrdb', 'SELECT 1', '1'), 'the server restarted after the crash');
 check_recovery('kill -9 of a backend sweeping', $offset, $launcher);

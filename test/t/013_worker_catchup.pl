@@ -110,7 +110,8 @@ ok( $node->poll_query_until('postgres', q{
 
 my $busy = $node->background_psql('postgres', on_error_stop => 0);
 $busy->query_until(qr/sleeping/, q{
-SET force_parallel_mode = on;
+SELECT set_config(name, 'on', false) AS forced FROM pg_settings
+ WHERE name IN ('force_parallel_mode', 'debug_parallel_query') \gset
 SET parallel_setup_cost = 0;
 \echo sleeping
 SELECT pg_sleep(600);
