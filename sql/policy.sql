@@ -5,7 +5,7 @@
 SELECT purpose, "window", ceiling, legal_basis FROM retention.policy;
 
 -- shorten and restore a window; each change is audited
-SELECT max(id) AS audit_before FROM retention.audit_log \gset
+SELECT coalesce(max(id), 0) AS audit_before FROM retention.audit_log \gset
 SELECT retention.set_window('network_security', '1 month');
 SELECT purpose, "window" FROM retention.policy WHERE purpose = 'network_security';
 SELECT retention.set_window('billing', '6 months');

@@ -26,6 +26,8 @@
  */
 #include "postgres.h"
 
+#include <math.h>
+
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
@@ -271,38 +273,26 @@ retention_instant_plus(TimestampTz t, const Interval *span)
 }
 
 /*
- * t - span (t + span if plus), or if_out if that is out of range.  The
- * cutoffs use -infinity: a window too long to compute keeps what its
- * ceiling allows.
+ * t - span (t + span if plus), or if_out if that could fall outside the
+ * range of timestamps.  The cutoffs use -infinity: a window too long to
+ * compute keeps what its ceiling allows.  The range is checked beforehand,
+ * with a bound on the span (a month at most 31 days), rather than by
+ * catching timestamp arithmetic's error, which would need a subtransaction.
  */
 static TimestampTz
 instant_shift_or(TimestampTz t, const Interval *span, bool plus, TimestampTz if_out)
 {
-	volatile TimestampTz result = if_out;
-	MemoryContext cxt = CurrentMemoryContext;
+	double		bound;
 
-	/* timestamp_mi_interval() only computes: nothing to clean up after it */
-	PG_TRY();
-	{
-		result = plus ? retention_instant_plus(t, span) : retention_instant_minus(t, span);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		if (edata->sqlerrcode != ERRCODE_DATETIME_VALUE_OUT_OF_RANGE)
-		{
-			FreeErrorData(edata);
-			PG_RE_THROW();
-		}
-		FlushErrorState();
-		FreeErrorData(edata);
-		result = if_out;
-	}
-	PG_END_TRY();
-	return result;
+	if (TIMESTAMP_NOT_FINITE(t))
+		return t;
+	bound = fabs((double) span->month) * 31.0 * USECS_PER_DAY +
+		fabs((double) span->day) * (double) USECS_PER_DAY +
+		fabs((double) span->time) + (double) USECS_PER_DAY;
+	if ((double) t - bound <= (double) MIN_TIMESTAMP ||
+		(double) t + bound >= (double) END_TIMESTAMP)
+		return if_out;
+	return plus ? retention_instant_plus(t, span) : retention_instant_minus(t, span);
 }
 
 /*
