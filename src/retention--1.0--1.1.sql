@@ -15,3 +15,115 @@
  *
  * Each section below names the change it makes and why.
  */
+
+/*------------------------------------------------------------------------
+ * Locks no other role can take (issue 13, item 2)
+ *
+ * 1.0 serialized sweeps and hold() with advisory locks on fixed keys,
+ * (x'52455445' << 32 | relid) and (x'52455448' << 32 | relid), which any
+ * role could take with pg_advisory_lock(): one session then made every
+ * sweep skip a table, hung the worker, or blocked hold() while a sweep
+ * deleted the rows it was to keep.  The locks are now of an advisory class
+ * no SQL function produces (locks.c); hold() and anonymize() take them
+ * through retention._lock(), which PUBLIC cannot execute.  Only the lock
+ * line of hold() and anonymize() changes.
+ *------------------------------------------------------------------------
+ */
+
+CREATE FUNCTION retention._lock(tbl regclass, kind text, shared boolean DEFAULT false)
+RETURNS void
+AS 'MODULE_PATHNAME', 'retention_lock'
+LANGUAGE C VOLATILE STRICT;
+REVOKE ALL ON FUNCTION retention._lock(regclass, text, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION retention._lock(regclass, text, boolean) IS
+	'Take retention''s own sweep or hold lock on a table until the transaction ends (superusers only)';
+
+CREATE OR REPLACE FUNCTION retention.hold(tbl regclass, subscriber text, from_ts timestamptz,
+							   to_ts timestamptz, reason text, reference text,
+							   until timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	v		text;
+	id		bigint;
+BEGIN
+	IF reason IS NULL OR reason NOT IN ('billing_dispute', 'judicial_request', 'quick_freeze') THEN
+		RAISE EXCEPTION 'unknown hold reason "%"', reason
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Valid reasons are billing_dispute (holds what is kept for billing), judicial_request and quick_freeze (hold the whole row).';
+	END IF;
+	IF reason <> 'billing_dispute' AND until IS NULL THEN
+		RAISE EXCEPTION 'a % hold needs the date its order ends', reason
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give until => the end of the preservation order (CPCE L34-1 II: at most one year).';
+	END IF;
+	IF until IS NOT NULL AND until <= now() THEN
+		RAISE EXCEPTION 'a hold must end in the future'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('until is %s.', until);
+	END IF;
+	IF from_ts IS NULL OR to_ts IS NULL OR from_ts > to_ts THEN
+		RAISE EXCEPTION 'invalid hold period'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'from_ts and to_ts are required, and from_ts must not be after to_ts.';
+	END IF;
+	IF reference IS NULL OR btrim(reference) = '' THEN
+		RAISE EXCEPTION 'a hold needs a reference'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give the invoice, case or order number that justifies it.';
+	END IF;
+	v := retention._subscriber_value(tbl, subscriber);
+	-- wait for the sweep batch in flight on this table, and keep new ones
+	-- out until the hold is committed: a lock no other role can take (locks.c)
+	PERFORM retention._lock(tbl, 'hold');
+	-- a day given as a date covers the whole day
+	IF to_ts = date_trunc('day', to_ts) THEN
+		to_ts := to_ts + interval '1 day' - interval '1 microsecond';
+	END IF;
+	INSERT INTO retention.hold (relid, subscriber, from_ts, to_ts, reason, reference, until)
+		VALUES (tbl, v, from_ts, to_ts, reason, reference, until)
+		RETURNING retention.hold.id INTO id;
+	PERFORM retention._audit('hold', tbl::text,
+							 jsonb_build_object('hold', id, 'reason', reason, 'reference', reference,
+												'from', from_ts, 'to', to_ts, 'until', until));
+	RETURN id;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION retention.anonymize(tbl regclass, subscriber text,
+	OUT rows_anonymized bigint, OUT rows_deleted bigint, OUT rows_held bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	v		text := retention._subscriber_value(tbl, subscriber);
+BEGIN
+	-- a hold being placed on this table finishes first
+	PERFORM retention._lock(tbl, 'hold', shared => true);
+	SELECT a.rows_anonymized, a.rows_deleted, a.rows_held
+	  INTO rows_anonymized, rows_deleted, rows_held
+	  FROM retention._anonymize_subscriber(tbl, v, true) a;
+	-- counts only: the audit log outlives the data and must not keep it
+	PERFORM retention._audit('anonymize_subscriber', tbl::text,
+							 jsonb_build_object('rows_anonymized', rows_anonymized,
+												'rows_deleted', rows_deleted,
+												'rows_held', rows_held));
+END
+$$;
+
+-- alive: its session still holds the table's sweep lock (locks.c: classid
+-- the kind, objsubid retention's lock class 0x5254)
+CREATE OR REPLACE VIEW retention.sweep_progress AS
+	SELECT l.relid AS "table", l.phase, l.rows_scanned AS rows_done, l.rows_estimate,
+		   round(100.0 * l.rows_scanned / nullif(l.rows_estimate, 0), 1) AS percent,
+		   round(l.rows_scanned / nullif(extract(epoch FROM clock_timestamp() - l.started_at), 0))
+			   AS rows_per_second,
+		   l.rows_anonymized, l.rows_deleted, l.rows_held, l.rows_skipped, l.paused,
+		   l.started_at, l.run_by, l.run_id
+	  FROM retention.sweep_log l
+	 WHERE l.status = 'running'
+	   AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks k
+					WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = x'5254'::integer
+					  AND k.classid = x'52455445'::bigint::oid AND k.objid = l.relid::oid);

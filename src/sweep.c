@@ -77,13 +77,11 @@ PG_FUNCTION_INFO_V1(retention_sweep);
 PG_FUNCTION_INFO_V1(retention_sweep_row);
 
 /*
- * Advisory lock keys, (prefix << 32) | relid of the protected table:
- * SWEEP_LOCK_PREFIX, a session lock, keeps two sweeps off one table;
- * HOLD_LOCK_PREFIX is taken shared by each batch and exclusive by hold(),
- * so that once hold() returns no batch that could not see it is running.
+ * The locks of locks.c, which no other role can take: RETENTION_LOCK_SWEEP,
+ * a session lock, keeps two sweeps off one table; RETENTION_LOCK_HOLD is
+ * taken shared by each batch and exclusive by hold(), so that once hold()
+ * returns no batch that could not see it is running.
  */
-#define SWEEP_LOCK_PREFIX	INT64CONST(0x52455445)
-#define HOLD_LOCK_PREFIX	INT64CONST(0x52455448)
 
 
 /* what _sweep_row() says of a row */
@@ -101,6 +99,7 @@ typedef struct SweepRun
 	int64		run_id;
 	char	   *run_by;
 	Oid			owner;			/* statements run as the extension's owner */
+	bool		legacy_locks;	/* extension still at 1.0: its hold() locks too */
 } SweepRun;
 
 typedef struct SweepCounts
@@ -134,6 +133,8 @@ typedef struct SweepLeaf
 	SweepCounts *counts;
 	MemoryContext cxt;			/* lives as long as the leaf's sweep */
 } SweepLeaf;
+
+static void hold_lock_shared(SweepLeaf *l);
 
 /* -------------------------------------------------------------------------
  * Helpers
@@ -384,8 +385,7 @@ batch_step(void *arg)
 	static const int states[] = {ROW_DELETE, ROW_ANONYMIZE};
 
 	/* a hold being placed on this table finishes first; then it counts */
-	run_sql("SELECT pg_catalog.pg_advisory_xact_lock_shared($1)", 1, (Oid[]) {INT8OID},
-			(Datum[]) {Int64GetDatum((HOLD_LOCK_PREFIX << 32) | (int64) l->root)}, SPI_OK_SELECT);
+	hold_lock_shared(l);
 	if (!l->has_holds && retention_table_has_holds(l->root, l->run->cutoff, true))
 	{
 		l->has_holds = true;
@@ -531,8 +531,7 @@ fast_path_step(void *arg)
 	SweepLeaf  *l = fp->l;
 	bool		isnull;
 
-	run_sql("SELECT pg_catalog.pg_advisory_xact_lock_shared($1)", 1, (Oid[]) {INT8OID},
-			(Datum[]) {Int64GetDatum((HOLD_LOCK_PREFIX << 32) | (int64) l->root)}, SPI_OK_SELECT);
+	hold_lock_shared(l);
 	set_lock_timeout();
 	run_sql(psprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", l->qualified), 0, NULL, NULL,
 			SPI_OK_UTILITY);
@@ -736,32 +735,65 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
  * -------------------------------------------------------------------------
  */
 
-/* the session lock that keeps two sweeps off one table */
-static void
-table_locktag(LOCKTAG *tag, Oid relid)
+/*
+ * The session lock that keeps two sweeps off one table.  In a database
+ * still at 1.0, also 1.0's advisory lock, which 1.0's sweep_progress reads.
+ */
+static LOCKTAG
+legacy_locktag(RetentionLockKind kind, Oid relid)
 {
-	int64		key = (SWEEP_LOCK_PREFIX << 32) | (int64) relid;
+	LOCKTAG		tag;
+	int64		key = retention_legacy_lock_key(kind, relid);
 
-	/* as pg_try_advisory_lock(bigint) */
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, 1);
+	/* as pg_advisory_lock(bigint) */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, 1);
+	return tag;
 }
 
 static bool
-lock_table(Oid relid)
+lock_table(SweepRun *run, Oid relid)
 {
 	LOCKTAG		tag;
 
-	table_locktag(&tag, relid);
-	return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+	if (!retention_lock_acquire(RETENTION_LOCK_SWEEP, relid, ExclusiveLock, true, true))
+		return false;
+	if (run->legacy_locks)
+	{
+		tag = legacy_locktag(RETENTION_LOCK_SWEEP, relid);
+		if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		{
+			retention_lock_release(RETENTION_LOCK_SWEEP, relid, ExclusiveLock, true);
+			return false;
+		}
+	}
+	return true;
 }
 
 static void
-unlock_table(Oid relid)
+unlock_table(SweepRun *run, Oid relid)
 {
 	LOCKTAG		tag;
 
-	table_locktag(&tag, relid);
-	LockRelease(&tag, ExclusiveLock, true);
+	retention_lock_release(RETENTION_LOCK_SWEEP, relid, ExclusiveLock, true);
+	if (run->legacy_locks)
+	{
+		tag = legacy_locktag(RETENTION_LOCK_SWEEP, relid);
+		LockRelease(&tag, ExclusiveLock, true);
+	}
+}
+
+/* wait for a hold being placed on the leaf's table; keep new ones out */
+static void
+hold_lock_shared(SweepLeaf *l)
+{
+	LOCKTAG		tag;
+
+	(void) retention_lock_acquire(RETENTION_LOCK_HOLD, l->root, ShareLock, false, false);
+	if (l->run->legacy_locks)
+	{
+		tag = legacy_locktag(RETENTION_LOCK_HOLD, l->root);
+		(void) LockAcquire(&tag, ShareLock, false, false);
+	}
 }
 
 static int64
@@ -905,7 +937,7 @@ sweep_table(SweepRun *run, Oid relid)
 	ts.run = run;
 	ts.relid = relid;
 
-	if (!lock_table(relid))
+	if (!lock_table(run, relid))
 	{
 		ereport(NOTICE,
 				(errmsg("skipping table \"%s\": another sweep is running on it", get_rel_name(relid))));
@@ -966,7 +998,7 @@ sweep_table(SweepRun *run, Oid relid)
 	PG_FINALLY();
 	{
 		/* also when cancelled: a session lock would outlive the error */
-		unlock_table(relid);
+		unlock_table(run, relid);
 	}
 	PG_END_TRY();
 }
@@ -997,6 +1029,11 @@ run_start_step(void *arg)
 			0, NULL, NULL, SPI_OK_SELECT);
 	run->run_id = DatumGetInt64(first_value(&isnull));
 	run->run_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+	/* a database not yet updated from 1.0 locks as 1.0 does, too */
+	run_sql("SELECT e.extversion = '1.0' FROM pg_catalog.pg_extension e WHERE e.extname = 'retention'",
+			0, NULL, NULL, SPI_OK_SELECT);
+	run->legacy_locks = SPI_processed > 0 && DatumGetBool(first_value(&isnull));
 
 	run_sql("SELECT relid::oid FROM retention.protected_table "
 			"WHERE $1 = 0 OR relid::oid = $1 ORDER BY relid::oid",
