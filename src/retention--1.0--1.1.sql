@@ -127,3 +127,56 @@ CREATE OR REPLACE VIEW retention.sweep_progress AS
 	   AND EXISTS (SELECT 1 FROM pg_catalog.pg_locks k
 					WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = x'5254'::integer
 					  AND k.classid = x'52455445'::bigint::oid AND k.objid = l.relid::oid);
+
+/*------------------------------------------------------------------------
+ * _is_admin() reads the catalog, not a relation the caller planted
+ * (issue 13, item 1)
+ *
+ * Its pg_roles was looked up in the caller's temp schema first: a table
+ * owner's CREATE TEMP TABLE pg_roles made it true.  Catalog names are now
+ * qualified; the last section of this script pins every function's
+ * search_path with pg_temp last.
+ *------------------------------------------------------------------------
+ */
+
+CREATE OR REPLACE FUNCTION retention._is_admin()
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT r.rolsuper OR pg_catalog.pg_has_role(r.oid, 'retention_admin', 'MEMBER')
+	  FROM pg_catalog.pg_roles r WHERE r.rolname = retention._outer_role()
+$$;
+
+/*------------------------------------------------------------------------
+ * Every search_path pinned with pg_temp last (issue 13, item 1)
+ *
+ * KEEP THIS SECTION LAST: it applies to every function defined above it,
+ * whatever section (re)defined it.
+ *
+ * 1.0 pinned search_path = pg_catalog, retention: pg_temp, not named, is
+ * then searched FIRST for relations, so a relation in the caller's temp
+ * schema called pg_roles, pg_class or pg_namespace shadowed the catalog in
+ * SECURITY DEFINER functions and in the superuser-owned event triggers.
+ * Every function or procedure of schema retention that sets search_path,
+ * or is SECURITY DEFINER, now sets it to pg_catalog, retention, pg_temp.
+ *------------------------------------------------------------------------
+ */
+
+DO $pin$
+DECLARE
+	f	record;
+BEGIN
+	FOR f IN SELECT p.oid::pg_catalog.regprocedure AS sig, p.prokind
+			   FROM pg_catalog.pg_proc p
+			  WHERE p.pronamespace = 'retention'::pg_catalog.regnamespace
+				AND (p.prosecdef
+					 OR EXISTS (SELECT 1 FROM pg_catalog.unnest(p.proconfig) c
+								 WHERE c OPERATOR(pg_catalog.~~) 'search\_path=%'))
+			  ORDER BY p.oid LOOP
+		EXECUTE pg_catalog.format('ALTER %s %s SET search_path = pg_catalog, retention, pg_temp',
+								  CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END,
+								  f.sig);
+	END LOOP;
+END
+$pin$;
