@@ -129,6 +129,113 @@ CREATE OR REPLACE VIEW retention.sweep_progress AS
 					  AND k.classid = x'52455445'::bigint::oid AND k.objid = l.relid::oid);
 
 /*------------------------------------------------------------------------
+ * Key bytes: superusers only (issue 13, item 15)
+ *
+ * export_keys() returned every key's bytes to retention_admin, and
+ * import_key() let it plant chosen bytes as the current key (and so
+ * compute every future pseudonym); a pg_read_all_data member, a typical
+ * backup role, read retention.key directly, since that role bypasses table
+ * privileges.  Now both functions are for superusers only (EXECUTE revoked
+ * from retention_admin, and checked again inside, so that a GRANT EXECUTE
+ * to another role does not open them), and retention.key has row-level
+ * security with no policy: pg_read_all_data does not bypass row security,
+ * so it reads no row.  Superusers and the table's owner (the extension's
+ * owner, a superuser) are not subject to it; the C code that hashes reads
+ * the table directly.
+ *------------------------------------------------------------------------
+ */
+
+ALTER TABLE retention.key ENABLE ROW LEVEL SECURITY;
+COMMENT ON TABLE retention.key IS
+	'Keys of method hash (HMAC-SHA-256); readable by superusers only (row security: not by pg_read_all_data), never dumped';
+
+CREATE FUNCTION retention._require_superuser(what text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+BEGIN
+	IF NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r
+					  WHERE r.rolname = retention._outer_role()), false) THEN
+		RAISE EXCEPTION 'permission denied to %', what
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = 'Only superusers may read or set pseudonymization key bytes.';
+	END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION retention._require_superuser(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION retention.export_keys()
+RETURNS TABLE (id integer, key bytea, created_at timestamptz, retired_at timestamptz)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+BEGIN
+	PERFORM retention._require_superuser('export keys');
+	PERFORM retention._audit('export_keys', NULL,
+							 jsonb_build_object('keys', (SELECT coalesce(jsonb_agg(k.id ORDER BY k.id), '[]'::jsonb)
+														   FROM retention.key k)));
+	RETURN QUERY
+		SELECT k.id, k.key, k.created_at, k.retired_at FROM retention.key k ORDER BY k.created_at, k.id;
+END
+$$;
+COMMENT ON FUNCTION retention.export_keys() IS
+	'Every pseudonymization key, bytes included, for import_key() after a restore (superusers only, audited)';
+REVOKE ALL ON FUNCTION retention.export_keys() FROM retention_admin;
+
+CREATE OR REPLACE FUNCTION retention.import_key(id integer, key bytea, created_at timestamptz,
+									 retired_at timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	same	boolean;
+BEGIN
+	PERFORM retention._require_superuser('import keys');
+	IF import_key.id IS NULL OR import_key.key IS NULL OR import_key.created_at IS NULL THEN
+		RAISE EXCEPTION 'key id, key and creation time must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF import_key.id NOT BETWEEN 1 AND 999999999 THEN
+		RAISE EXCEPTION 'key id % is out of range', import_key.id
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Import the rows of retention.export_keys() as they are.';
+	END IF;
+	IF octet_length(import_key.key) <> 32 THEN
+		RAISE EXCEPTION 'key % is % bytes long, not 32', import_key.id, octet_length(import_key.key)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Import the rows of retention.export_keys() as they are.';
+	END IF;
+
+	LOCK TABLE retention.key IN SHARE ROW EXCLUSIVE MODE;
+	SELECT k.key = import_key.key INTO same FROM retention.key k WHERE k.id = import_key.id;
+	IF same THEN
+		RETURN false;
+	ELSIF NOT same THEN
+		RAISE EXCEPTION 'key % already exists with other contents', import_key.id
+			USING ERRCODE = 'unique_violation',
+				  DETAIL = 'Two different keys cannot share an id: their pseudonyms would be confused.';
+	END IF;
+
+	-- the exported current key becomes this database's current key
+	IF import_key.retired_at IS NULL THEN
+		UPDATE retention.key k SET retired_at = now() WHERE k.retired_at IS NULL;
+	END IF;
+	INSERT INTO retention.key (id, key, created_at, retired_at)
+		VALUES (import_key.id, import_key.key, import_key.created_at, import_key.retired_at);
+	PERFORM retention._audit('import_key', import_key.id::text,
+							 jsonb_build_object('created_at', import_key.created_at,
+												'retired_at', import_key.retired_at,
+												'current', import_key.retired_at IS NULL));
+	RETURN true;
+END
+$$;
+COMMENT ON FUNCTION retention.import_key(integer, bytea, timestamptz, timestamptz) IS
+	'Add a key exported by retention.export_keys() from another database (superusers only, audited)';
+REVOKE ALL ON FUNCTION retention.import_key(integer, bytea, timestamptz, timestamptz) FROM retention_admin;
+
+/*------------------------------------------------------------------------
  * _is_admin() reads the catalog, not a relation the caller planted
  * (issue 13, item 1)
  *
