@@ -140,6 +140,10 @@ extern int	retention_max_wal_rate;
 extern char *retention_timezone;
 extern bool retention_parse_sweep_at(const char *value, int *minutes);
 
+/* drop_guard.c */
+extern bool retention_allow_drop_extension;
+extern void retention_drop_guard_init(void);
+
 /* worker.c */
 extern void retention_worker_register(void);
 
