@@ -236,6 +236,33 @@ COMMENT ON FUNCTION retention.import_key(integer, bytea, timestamptz, timestampt
 REVOKE ALL ON FUNCTION retention.import_key(integer, bytea, timestamptz, timestamptz) FROM retention_admin;
 
 /*------------------------------------------------------------------------
+ * The database's owner can pg_dump its database (issue 13, item 19)
+ *
+ * pg_dump saves the rows of the extension's configuration tables (those
+ * marked with pg_extension_config_dump) and the state of their sequences;
+ * a non-superuser that may not read them gets "permission denied for
+ * sequence hold_id_seq" and no dump at all.  The owner of the database (as
+ * Kamailio's kamailio role owns its database and CDR tables) may now read
+ * them, through the predefined role pg_database_owner (PostgreSQL 14 on),
+ * whose only member is the current database's owner.  It changes nothing
+ * there: writing is still for retention's functions, and retention.key,
+ * which is never dumped, stays out of its reach.
+ *------------------------------------------------------------------------
+ */
+
+DO $grant$
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pg_database_owner') THEN
+		GRANT SELECT ON retention.audit_log, retention.window_setting, retention.protected_table,
+			retention.column_method, retention.sweep_log, retention.hold, retention.consent,
+			retention.exposure TO pg_database_owner;
+		GRANT SELECT ON SEQUENCE retention.sweep_log_id_seq, retention.sweep_run_seq,
+			retention.hold_id_seq TO pg_database_owner;
+	END IF;
+END
+$grant$;
+
+/*------------------------------------------------------------------------
  * _is_admin() reads the catalog, not a relation the caller planted
  * (issue 13, item 1)
  *
