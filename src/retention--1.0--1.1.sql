@@ -263,6 +263,54 @@ END
 $grant$;
 
 /*------------------------------------------------------------------------
+ * Who holds retention_admin (issue 13, item 3)
+ *
+ * Membership of retention_admin is what lets a role change policy, so an
+ * auditor must see who has it: directly, through other roles, as a
+ * superuser, or (before PostgreSQL 16) as a CREATEROLE role, which can
+ * grant itself any non-superuser role, retention_admin included.  A
+ * function of its own, so that report()'s rows keep their shape.
+ *------------------------------------------------------------------------
+ */
+
+CREATE FUNCTION retention.admins(OUT role name, OUT how text, OUT via name[],
+								 OUT granted_by name, OUT can_login boolean)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	WITH RECURSIVE m (member, via, grantor) AS (
+		SELECT a.member, ARRAY[]::name[], a.grantor
+		  FROM pg_catalog.pg_auth_members a
+		  JOIN pg_catalog.pg_roles r ON r.oid = a.roleid
+		 WHERE r.rolname = 'retention_admin'
+		UNION ALL
+		SELECT a.member, m.via || r.rolname, a.grantor
+		  FROM m
+		  JOIN pg_catalog.pg_auth_members a ON a.roleid = m.member
+		  JOIN pg_catalog.pg_roles r ON r.oid = m.member
+	)
+	SELECT r.rolname,
+		   CASE WHEN cardinality(m.via) = 0 THEN 'member'
+				ELSE 'member through ' || array_to_string(m.via, ', ') END,
+		   m.via, pg_catalog.pg_get_userbyid(m.grantor), r.rolcanlogin
+	  FROM m JOIN pg_catalog.pg_roles r ON r.oid = m.member
+	UNION ALL
+	SELECT r.rolname, 'superuser', NULL, NULL, r.rolcanlogin
+	  FROM pg_catalog.pg_roles r WHERE r.rolsuper
+	UNION ALL
+	SELECT r.rolname, 'CREATEROLE: can grant itself retention_admin', NULL, NULL, r.rolcanlogin
+	  FROM pg_catalog.pg_roles r
+	 WHERE r.rolcreaterole AND NOT r.rolsuper
+	   AND pg_catalog.current_setting('server_version_num')::integer < 160000
+	ORDER BY 1, 2
+$$;
+COMMENT ON FUNCTION retention.admins() IS
+	'Every role that holds retention_admin (directly, through other roles, as a superuser) or can grant it to itself';
+REVOKE ALL ON FUNCTION retention.admins() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.admins() TO retention_admin;
+
+/*------------------------------------------------------------------------
  * _is_admin() reads the catalog, not a relation the caller planted
  * (issue 13, item 1)
  *
