@@ -156,6 +156,7 @@ extern void retention_invalidate_all(void);
 extern void retention_register_flush(void (*callback) (Oid relid));
 extern int	retention_pin_search_path(void);
 extern ErrorData *retention_run_as(Oid userid, void (*step) (void *arg), void *arg);
+extern ErrorData *retention_run_restricted(Oid userid, void (*step) (void *arg), void *arg);
 extern void retention_unpin_search_path(int nestlevel);
 
 /*

@@ -119,6 +119,7 @@ typedef struct SweepLeaf
 	SweepRun   *run;
 	Oid			root;
 	Oid			leaf;
+	Oid			leaf_owner;		/* the batches run as it, restricted */
 	RetentionTable *t;			/* valid at the leaf's start only */
 	bool		keep_anonymized;
 	bool		has_holds;
@@ -309,8 +310,9 @@ retention_table_maxcut(const RetentionTable *t, const RetentionCutoffs *cut)
  * that far, and only written when the table can have consents or holds.
  * moment is the SQL of the moment consents and holds are checked at.
  */
-char *
-retention_row_args(Oid relid, Oid root, bool has_holds, const char *moment, char **ended_at)
+static char *
+row_args(Oid relid, Oid root, bool has_holds, const char *moment, char **ended_at,
+		 bool c_lookups)
 {
 	RetentionTable *t = retention_table(relid);
 	Relation	rel = relation_open(relid, AccessShareLock);
@@ -329,13 +331,19 @@ retention_row_args(Oid relid, Oid root, bool has_holds, const char *moment, char
 		appendStringInfo(&s, "x.%s, ", ATTNAME(t->anchor));
 	else
 		appendStringInfoString(&s, "NULL::timestamptz, ");
-	if (t->has_marketing && sub)
+	if (c_lookups)
+		appendStringInfo(&s, "%s, %s",
+						 t->has_marketing && sub ? "NULL::boolean" : "false",
+						 has_holds && sub ? "-1" : "NULL::integer");
+	else if (t->has_marketing && sub)
 		appendStringInfo(&s, "EXISTS (SELECT 1 FROM retention.consent c WHERE c.subscriber = x.%s::text "
 						 "AND c.withdrawn_at IS NULL AND least(c.valid_until, c.contract_end) > %s), ",
 						 sub, moment);
 	else
 		appendStringInfoString(&s, "false, ");
-	if (has_holds && sub)
+	if (c_lookups)
+		;
+	else if (has_holds && sub)
 		appendStringInfo(&s, "(SELECT max(CASE WHEN h.reason = 'billing_dispute' THEN 1 ELSE 2 END) "
 						 "FROM retention.hold h WHERE h.relid = %u::oid::regclass AND h.subscriber = x.%s::text "
 						 "AND h.released_at IS NULL AND (h.until IS NULL OR h.until > %s) "
@@ -350,6 +358,25 @@ retention_row_args(Oid relid, Oid root, bool has_holds, const char *moment, char
 #undef ATTNAME
 	relation_close(rel, NoLock);
 	return s.data;
+}
+
+char *
+retention_row_args(Oid relid, Oid root, bool has_holds, const char *moment, char **ended_at)
+{
+	return row_args(relid, root, has_holds, moment, ended_at, false);
+}
+
+/*
+ * The same for a sweep batch, which runs as the table's owner: the consent
+ * and hold of each row are not subqueries on retention's tables, which the
+ * owner may not read, but looked up by _sweep_row() itself, as the
+ * extension's owner (consent NULL: look it up; hold -1: look it up), as of
+ * the batch's transaction.
+ */
+static char *
+sweep_row_args(Oid relid, bool has_holds, char **ended_at)
+{
+	return row_args(relid, InvalidOid, has_holds, NULL, ended_at, true);
 }
 
 /* the WHERE clause of a batch: its block range, the prefilter, the state */
@@ -391,7 +418,7 @@ batch_step(void *arg)
 		l->has_holds = true;
 		l->status_expr = MemoryContextStrdup(l->cxt,
 											 psprintf("retention._sweep_row(%s)",
-													  retention_row_args(l->leaf, l->root, true, "$2", NULL)));
+													  sweep_row_args(l->leaf, true, NULL)));
 	}
 	set_lock_timeout();
 	/*
@@ -400,9 +427,12 @@ batch_step(void *arg)
 	 */
 	run_sql("SELECT pg_catalog.set_config('synchronous_commit', 'off', true)",
 			0, NULL, NULL, SPI_OK_SELECT);
-	/* the rules run in the expiry triggers: a session in replica mode too */
-	run_sql("SELECT pg_catalog.set_config('session_replication_role', 'origin', true)",
-			0, NULL, NULL, SPI_OK_SELECT);
+	/*
+	 * The rules run in the expiry triggers: a session in replica mode too.
+	 * Set from C: the batch runs as the table's owner, who may not.
+	 */
+	(void) set_config_option("session_replication_role", "origin", PGC_SUSET,
+							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	retention_fixup_relid = l->leaf;
 	/* no hold can appear before this batch commits: the trigger need not look */
 	retention_sweep_unheld_relid = l->has_holds ? InvalidOid : l->leaf;
@@ -541,7 +571,7 @@ fast_path_step(void *arg)
 		l->has_holds = true;
 		l->status_expr = MemoryContextStrdup(l->cxt,
 											 psprintf("retention._sweep_row(%s)",
-													  retention_row_args(l->leaf, l->root, true, "$2", NULL)));
+													  sweep_row_args(l->leaf, true, NULL)));
 	}
 	if (l->has_holds)
 	{
@@ -634,12 +664,13 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 	l.maxcut_type = l.t->ended_at_type;
 	l.qualified = psprintf("ONLY %s", qualified_name(leaf));
 	l.status_expr = psprintf("retention._sweep_row(%s)",
-							 retention_row_args(leaf, root, has_holds, "$2", &l.ended_at));
+							 sweep_row_args(leaf, has_holds, &l.ended_at));
 
 	rel = relation_open(leaf, AccessShareLock);
 	nblocks = RelationGetNumberOfBlocks(rel);
 	per_block = rows_per_block(rel);
 	is_partition = rel->rd_rel->relispartition;
+	l.leaf_owner = rel->rd_rel->relowner;
 
 	if (run->dry_run)
 	{
@@ -667,7 +698,7 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 		FastPath	fp = {&l, false, 0};
 
 		relation_close(rel, NoLock);
-		edata = retention_run_as(run->owner, fast_path_step, &fp);
+		edata = retention_run_restricted(l.leaf_owner, fast_path_step, &fp);
 		if (edata == NULL && fp.truncated)
 		{
 			counts->deleted += fp.rows;
@@ -695,12 +726,12 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 		l.skip_locked = false;
 		MemoryContextReset(batch_cxt);
 		oldcxt = MemoryContextSwitchTo(batch_cxt);
-		edata = retention_run_as(run->owner, batch_step, &l);
+		edata = retention_run_restricted(l.leaf_owner, batch_step, &l);
 		if (edata != NULL && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 		{
 			/* someone holds a row: take what is free, the rest next time */
 			l.skip_locked = true;
-			edata = retention_run_as(run->owner, batch_step, &l);
+			edata = retention_run_restricted(l.leaf_owner, batch_step, &l);
 		}
 		pace_active = false;
 		counts->paused_us += pace_paused_us;
@@ -1170,34 +1201,6 @@ retention_sweep_row(PG_FUNCTION_ARGS)
 			retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(2)) : PG_GETARG_TIMESTAMPTZ(2);
 		row.has_anchor = true;
 	}
-	row.consent = !PG_ARGISNULL(3) && PG_GETARG_BOOL(3);
-
-	retention_cutoffs(retention_sweep_now != 0 ? retention_sweep_now :
-					  GetCurrentStatementStartTimestamp(), &cut);
-	due = expiry_due_columns(t, &cut, &row, &fully_due);
-	if (due == 0)
-		PG_RETURN_INT32(ROW_NOTHING);
-
-	/* held: what would the hold keep? */
-	if (!PG_ARGISNULL(4))
-	{
-		uint64		held_due;
-		bool		held_fully;
-
-		row.hold = PG_GETARG_INT32(4) == 1 ? HOLD_BILLING : HOLD_ALL;
-		held_due = expiry_due_columns(t, &cut, &row, &held_fully);
-		if (held_due != due || held_fully != fully_due)
-		{
-			/* something the hold keeps would go: work only on the rest */
-			due = held_due;
-			fully_due = held_fully;
-			if (due == 0)
-				PG_RETURN_INT32(ROW_HELD);
-		}
-	}
-
-	if (fully_due && !t->keep_anonymized)
-		PG_RETURN_INT32(ROW_DELETE);
 
 	/* the tagged values, laid out by attribute number for expiry.c */
 	natts = 0;
@@ -1214,6 +1217,43 @@ retention_sweep_row(PG_FUNCTION_ARGS)
 		if (!isnull[a - 1])
 			values[a - 1] = PG_GETARG_DATUM(5 + i);
 	}
+
+	/* a sweep batch asks for the consent (NULL) and the hold (-1) to be looked up */
+	if (PG_ARGISNULL(3))
+		expiry_lookup_row(t, values, isnull, &row, false, t->has_marketing);
+	else
+		row.consent = PG_GETARG_BOOL(3);
+
+	retention_cutoffs(retention_sweep_now != 0 ? retention_sweep_now :
+					  GetCurrentStatementStartTimestamp(), &cut);
+	due = expiry_due_columns(t, &cut, &row, &fully_due);
+	if (due == 0)
+		PG_RETURN_INT32(ROW_NOTHING);
+
+	/* held: what would the hold keep? */
+	if (!PG_ARGISNULL(4) && PG_GETARG_INT32(4) < 0)
+		expiry_lookup_row(t, values, isnull, &row, true, false);
+	else if (!PG_ARGISNULL(4))
+		row.hold = PG_GETARG_INT32(4) == 1 ? HOLD_BILLING : HOLD_ALL;
+	if (row.hold != HOLD_NONE)
+	{
+		uint64		held_due;
+		bool		held_fully;
+
+		held_due = expiry_due_columns(t, &cut, &row, &held_fully);
+		if (held_due != due || held_fully != fully_due)
+		{
+			/* something the hold keeps would go: work only on the rest */
+			due = held_due;
+			fully_due = held_fully;
+			if (due == 0)
+				PG_RETURN_INT32(ROW_HELD);
+		}
+	}
+
+	if (fully_due && !t->keep_anonymized)
+		PG_RETURN_INT32(ROW_DELETE);
+
 	if (expiry_needs_work(t, due, fully_due, values, isnull, false))
 		PG_RETURN_INT32(ROW_ANONYMIZE);
 	/* a row kept anonymized is done once its timestamps are generalized too */
