@@ -72,3 +72,27 @@ DROP TABLE sw_cdr, sw_seen;
 DROP FUNCTION sw_escalate();
 REVOKE CREATE ON SCHEMA public FROM regress_sw_owner;
 DROP ROLE regress_sw_owner, regress_sw_admin;
+
+-- the worker sweeps as retention_sweeper: it cannot log in, is no
+-- superuser, and may call the sweep and nothing else of retention's
+SELECT rolcanlogin, rolsuper, rolcreaterole, rolbypassrls FROM pg_catalog.pg_roles
+ WHERE rolname = 'retention_sweeper';
+SELECT pg_catalog.has_function_privilege('retention_sweeper', 'retention.sweep(regclass, integer, boolean)', 'EXECUTE') AS may_sweep,
+	   pg_catalog.has_table_privilege('retention_sweeper', 'retention.hold', 'SELECT') AS reads_holds,
+	   pg_catalog.has_table_privilege('retention_sweeper', 'retention.sweep_log', 'INSERT') AS writes_log,
+	   pg_catalog.has_function_privilege('retention_sweeper', 'retention.protect(regclass, name, name, text, name)', 'EXECUTE') AS may_protect,
+	   pg_catalog.pg_has_role('retention_sweeper', 'retention_admin', 'MEMBER') AS is_admin;
+-- a sweep run as it does the work and is logged under its name
+CREATE TABLE sw_cdr2 (id int, caller retention.msisdn(billing), ended_at timestamptz);
+SELECT retention.protect('sw_cdr2', 'ended_at');
+SET session_replication_role = replica;
+INSERT INTO sw_cdr2 VALUES (1, '33611111111', now() - interval '2 years');
+RESET session_replication_role;
+SET client_min_messages = warning;
+SET ROLE retention_sweeper;
+CALL retention.sweep('sw_cdr2');
+RESET ROLE;
+RESET client_min_messages;
+SELECT status, rows_deleted, run_by FROM retention.sweep_log WHERE relid = 'sw_cdr2'::regclass;
+SELECT retention.unprotect('sw_cdr2');
+DROP TABLE sw_cdr2;

@@ -145,7 +145,13 @@ CREATE OR REPLACE VIEW retention.sweep_progress AS
  *------------------------------------------------------------------------
  */
 
+-- (with the exposure event triggers off: run by this script, they would
+-- rebuild every exposure view as a member of the extension)
+ALTER EVENT TRIGGER retention_exposures_before_alter DISABLE;
+ALTER EVENT TRIGGER retention_exposures_after_alter DISABLE;
 ALTER TABLE retention.key ENABLE ROW LEVEL SECURITY;
+ALTER EVENT TRIGGER retention_exposures_before_alter ENABLE;
+ALTER EVENT TRIGGER retention_exposures_after_alter ENABLE;
 COMMENT ON TABLE retention.key IS
 	'Keys of method hash (HMAC-SHA-256); readable by superusers only (row security: not by pg_read_all_data), never dumped';
 
@@ -309,6 +315,28 @@ COMMENT ON FUNCTION retention.admins() IS
 	'Every role that holds retention_admin (directly, through other roles, as a superuser) or can grant it to itself';
 REVOKE ALL ON FUNCTION retention.admins() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION retention.admins() TO retention_admin;
+
+/*------------------------------------------------------------------------
+ * Sweeps run as retention_sweeper, not as the bootstrap superuser
+ * (issue 13, "Also")
+ *
+ * The background worker swept as the superuser it connects as.  It now
+ * sets its role to retention_sweeper for the sweep, a cluster-wide role
+ * that cannot log in and may only call the sweep: the sweep
+ * does its own catalog work as the extension's owner and the batches on a
+ * table as the table's owner, restricted (sweep.c), so the role needs no
+ * right on any table.  sweep_log.run_by names it.
+ *------------------------------------------------------------------------
+ */
+
+DO $role$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'retention_sweeper') THEN
+		CREATE ROLE retention_sweeper NOLOGIN;
+	END IF;
+END
+$role$;
+GRANT EXECUTE ON PROCEDURE retention.sweep(regclass, integer, boolean) TO retention_sweeper;
 
 /*------------------------------------------------------------------------
  * _is_admin() reads the catalog, not a relation the caller planted

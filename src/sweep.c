@@ -1055,9 +1055,11 @@ run_start_step(void *arg)
 	bool		isnull;
 	uint64		i;
 
+	/* who sweeps: the role in effect (SET ROLE's; the worker's retention_sweeper) */
 	run_sql("SELECT pg_catalog.nextval('retention.sweep_run_seq'), "
-			"session_user || coalesce(' (' || nullif(pg_catalog.current_setting('application_name'), '') || ')', '')",
-			0, NULL, NULL, SPI_OK_SELECT);
+			"$1 || coalesce(' (' || nullif(pg_catalog.current_setting('application_name'), '') || ')', '')",
+			1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false))},
+			SPI_OK_SELECT);
 	run->run_id = DatumGetInt64(first_value(&isnull));
 	run->run_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 
