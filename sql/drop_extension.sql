@@ -39,6 +39,16 @@ SELECT pg_catalog.format_type(atttypid, atttypmod) AS caller_type FROM pg_catalo
  WHERE attrelid = 'cdr'::regclass AND attname = 'caller';
 SELECT count(*) AS audit_rows FROM retention.audit_log;
 
+-- an unrelated DROP ... CASCADE or DROP OWNED goes through, by any role
+CREATE TABLE plain_t (a int);
+CREATE VIEW plain_v AS SELECT * FROM plain_t;
+ALTER TABLE plain_t OWNER TO regress_ext_plain;
+ALTER VIEW plain_v OWNER TO regress_ext_plain;
+SET ROLE regress_ext_plain;
+DROP TABLE plain_t CASCADE;
+DROP OWNED BY regress_ext_plain;
+RESET ROLE;
+
 -- the override is for superusers only
 SET ROLE regress_ext_plain;
 SET retention.allow_drop_extension = on;

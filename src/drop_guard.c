@@ -29,6 +29,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
@@ -39,8 +40,10 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 
+#include "expiry.h"
 #include "retention.h"
 
 bool		retention_allow_drop_extension = false;
@@ -85,12 +88,22 @@ protected_tables(void)
 	MemoryContext cxt = CurrentMemoryContext;
 	bool		pushed = false;
 	int			nestlevel;
+	Oid			nsp = get_namespace_oid(RETENTION_SCHEMA, true);
+	Oid			save_userid;
+	int			save_sec_context;
 
+	/* an extension half made or half dropped protects nothing */
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("protected_table", nsp)))
+		return NULL;
 	if (!ActiveSnapshotSet())
 	{
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pushed = true;
 	}
+	/* as the extension's owner: whoever drops, the catalog is readable */
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(retention_extension_owner(),
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
 	nestlevel = retention_pin_search_path();
 	SPI_connect();
 	if (SPI_execute("SELECT pg_catalog.string_agg(p.relid::pg_catalog.text, ', ' ORDER BY p.relid::pg_catalog.text) "
@@ -104,6 +117,7 @@ protected_tables(void)
 	}
 	SPI_finish();
 	retention_unpin_search_path(nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (pushed)
 		PopActiveSnapshot();
 	return result;
@@ -126,7 +140,8 @@ retention_ProcessUtility(RETENTION_UTILITY_PARAMS)
 	char	   *save_protected = drop_protected;
 	bool		direct;
 
-	if (!retention_allow_drop_extension && IsTransactionState() &&
+	/* not in the extension's own scripts, which never drop it */
+	if (!retention_allow_drop_extension && IsTransactionState() && !creating_extension &&
 		may_drop_extension(pstmt->utilityStmt, &direct) &&
 		OidIsValid(get_extension_oid("retention", true)))
 	{
