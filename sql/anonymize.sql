@@ -234,7 +234,7 @@ SELECT retention.anonymize('33612345678'::retention.msisdn, 'hash')
 SELECT retention.rotate_key() IS NOT NULL AS rotated;
 SELECT retention.destroy_keys('0') AS destroyed;
 
--- export_keys: every key, bytes included, for retention_admin only
+-- export_keys: every key, bytes included, for superusers only
 SELECT count(*) AS exported, bool_and(octet_length(key) = 32) AS full_keys, bool_and(retired_at IS NULL) AS current
   FROM retention.export_keys();
 
@@ -290,7 +290,9 @@ INSERT INTO retention.key (id, key) VALUES (423456789, sha256('admin key'));
 SELECT count(*) AS keys FROM retention.key_info;
 SELECT retention.rotate_key() IS NOT NULL AS admin_rotates;
 SELECT retention.destroy_keys('0') AS admin_destroys;
+-- exporting key bytes is for superusers only (key_access.sql)
 SELECT count(*) AS admin_exports FROM retention.export_keys();
+\echo :LAST_ERROR_SQLSTATE
 -- and the hashing follows the rotation at once
 SELECT retention.anonymize('33612345678'::retention.msisdn, 'hash') LIKE '~k' || id || ':%' AS under_new_key
   FROM retention.key_info WHERE is_current;

@@ -70,9 +70,8 @@ DROP TRIGGER oracle_plant ON oracle_cdr;
 -- 5. a sweep later: a writer who can read the column back makes the column
 -- unfit for hash; set_method() refuses it, and verify() names it
 SELECT retention.set_method('oracle_cdr', 'imsi', 'erase');
-\set VERBOSITY verbose
 SELECT retention.set_method('oracle_cdr', 'imsi', 'hash');
-\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
 SELECT * FROM retention._pseudonym_oracles('oracle_cdr', 'imsi');
 -- reading through a member role or through PUBLIC counts too
 REVOKE SELECT ON oracle_cdr FROM regress_oracle_writer;
@@ -98,9 +97,8 @@ REVOKE retention_admin FROM regress_oracle_writer;
 SELECT * FROM retention._pseudonym_oracles();
 SELECT kind, note FROM retention.report()
  WHERE "table" = 'oracle_cdr'::regclass AND kind = 'not enforced';
-\set VERBOSITY verbose
 SELECT retention.verify();
-\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
 -- an owner is a writer who reads
 REVOKE ALL ON oracle_cdr FROM regress_oracle_writer;
 ALTER TABLE oracle_cdr OWNER TO regress_oracle_writer;

@@ -5,14 +5,20 @@
 \set SHOW_CONTEXT never
 SET search_path = public;
 
+-- the roles of the matrix: a role with nothing but CONNECT, a writer that
+-- may only SELECT and INSERT (a CDR writer), the table's owner, a
+-- pg_read_all_data member (a typical backup role), a retention_admin
+-- member, a superuser
 CREATE ROLE regress_owner;
 CREATE ROLE regress_plain;
+CREATE ROLE regress_writer;
+CREATE ROLE regress_backup IN ROLE pg_read_all_data;
 CREATE ROLE regress_admin IN ROLE retention_admin;
 GRANT CREATE ON SCHEMA public TO regress_owner;
 SET ROLE regress_owner;
 CREATE TABLE sec_cdr (id int, caller retention.msisdn(billing, law_enforcement),
 					  cell retention.cell(network_security), ended_at timestamptz);
-GRANT SELECT, INSERT ON sec_cdr TO regress_plain;
+GRANT SELECT, INSERT ON sec_cdr TO regress_writer;
 RESET ROLE;
 
 SELECT retention.protect('sec_cdr', 'ended_at', subscriber => 'caller');
@@ -65,7 +71,16 @@ INSERT INTO stmts VALUES
 	(40, $q$DELETE FROM retention.audit_log$q$),
 	(41, $q$ALTER TABLE sec_cdr DISABLE TRIGGER retention_expire_after$q$),
 	(42, $q$DROP TRIGGER retention_expire_before ON sec_cdr$q$),
-	(43, $q$INSERT INTO sec_cdr VALUES (1, '33611111111', '208-01-1-1', now() - interval '2 years')$q$);
+	(43, $q$INSERT INTO sec_cdr VALUES (1, '33611111111', '208-01-1-1', now() - interval '2 years')$q$),
+	(44, $q$SELECT count(*) FROM retention.admins()$q$),
+	(45, $q$SELECT retention._lock('sec_cdr', 'hold')$q$),
+	(46, $q$SELECT retention._lock('sec_cdr', 'sweep', true)$q$),
+	(47, $q$SELECT retention._is_admin()$q$),
+	(48, $q$SELECT retention._audit('forged', NULL)$q$),
+	(49, $q$SELECT retention._require_superuser('test')$q$),
+	(50, $q$UPDATE retention.key SET retired_at = now()$q$),
+	(51, $q$SELECT count(*) FROM sec_cdr$q$),
+	(52, $q$SET retention.allow_drop_extension = on$q$);
 GRANT SELECT ON stmts TO PUBLIC;
 CREATE TEMP TABLE matrix (n int, who text, outcome text);
 GRANT ALL ON matrix TO PUBLIC;
@@ -77,7 +92,8 @@ DECLARE
 	result	text;
 BEGIN
 	FOR s IN SELECT * FROM stmts ORDER BY n LOOP
-		FOREACH who IN ARRAY ARRAY['regress_plain', 'regress_owner', 'regress_admin', 'postgres'] LOOP
+		FOREACH who IN ARRAY ARRAY['regress_plain', 'regress_writer', 'regress_owner', 'regress_backup',
+									'regress_admin', 'postgres'] LOOP
 			BEGIN
 				EXECUTE format('SET ROLE %I', who);
 				EXECUTE s.stmt;
@@ -95,11 +111,21 @@ END
 $$;
 RESET client_min_messages;
 SELECT s.n, s.stmt,
-	   max(m.outcome) FILTER (WHERE who = 'regress_plain') AS plain_role,
+	   max(m.outcome) FILTER (WHERE who = 'regress_plain') AS connect_only,
+	   max(m.outcome) FILTER (WHERE who = 'regress_writer') AS writer,
 	   max(m.outcome) FILTER (WHERE who = 'regress_owner') AS table_owner,
+	   max(m.outcome) FILTER (WHERE who = 'regress_backup') AS read_all_data,
 	   max(m.outcome) FILTER (WHERE who = 'regress_admin') AS retention_admin,
 	   max(m.outcome) FILTER (WHERE who = 'postgres') AS superuser
   FROM stmts s JOIN matrix m USING (n) GROUP BY s.n, s.stmt ORDER BY s.n;
+
+-- pg_read_all_data may SELECT from retention.key (row 24), but row security
+-- leaves it no row; relations planted in the caller's temp schema are the
+-- topic of temp_shadowing.sql, lock squatting of the isolation spec
+-- lock_squatting
+SET ROLE regress_backup;
+SELECT count(*) AS key_rows_seen_by_read_all_data FROM retention.key;
+RESET ROLE;
 
 -- functions and operators planted in the caller's search_path are never
 -- picked up by retention's SECURITY DEFINER functions, its triggers or its
@@ -165,7 +191,7 @@ DROP TABLE sec_cdr;
 DELETE FROM retention.hold;
 DELETE FROM retention.consent;
 REVOKE CREATE ON SCHEMA public FROM regress_owner;
-DROP ROLE regress_owner, regress_plain, regress_admin;
+DROP ROLE regress_owner, regress_plain, regress_writer, regress_backup, regress_admin;
 RESET search_path;
 
 -- DDL that would weaken retention: the table's owner may not disable or

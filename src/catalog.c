@@ -221,8 +221,8 @@ retention_unpin_search_path(int nestlevel)
  * subtransaction then rolled back, the caller's role restored).  A cancel
  * or a shutdown is not the step's error: it is raised again, at once.
  */
-ErrorData *
-retention_run_as(Oid userid, void (*step) (void *arg), void *arg)
+static ErrorData *
+run_as_flags(Oid userid, int flags, void (*step) (void *arg), void *arg)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -237,7 +237,7 @@ retention_run_as(Oid userid, void (*step) (void *arg), void *arg)
 	{
 		int			nestlevel;
 
-		SetUserIdAndSecContext(userid, save_sec_context |
+		SetUserIdAndSecContext(userid, save_sec_context | flags |
 							   SECURITY_LOCAL_USERID_CHANGE | SECURITY_NOFORCE_RLS);
 		nestlevel = retention_pin_search_path();
 		step(arg);
@@ -262,4 +262,23 @@ retention_run_as(Oid userid, void (*step) (void *arg), void *arg)
 	}
 	PG_END_TRY();
 	return edata;
+}
+
+ErrorData *
+retention_run_as(Oid userid, void (*step) (void *arg), void *arg)
+{
+	return run_as_flags(userid, 0, step, arg);
+}
+
+/*
+ * retention_run_restricted: the same, as a security-restricted operation,
+ * as VACUUM and REFRESH MATERIALIZED VIEW run a table owner's code.  For
+ * work on a user's table, as its owner: the owner's triggers, rules and
+ * index functions then run with the owner's rights, never a superuser's,
+ * and cannot change the session's role.
+ */
+ErrorData *
+retention_run_restricted(Oid userid, void (*step) (void *arg), void *arg)
+{
+	return run_as_flags(userid, SECURITY_RESTRICTED_OPERATION, step, arg);
 }

@@ -122,5 +122,21 @@
 #define DATCONNLIMIT_INVALID_DB (-2)
 #endif
 
+/* ProcessUtility_hook's readOnlyTree argument came in 14 */
+#if PG_VERSION_NUM < 140000
+#define RETENTION_UTILITY_PARAMS \
+	PlannedStmt *pstmt, const char *queryString, ProcessUtilityContext context, \
+	ParamListInfo params, QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc
+#define RETENTION_UTILITY_ARGS \
+	pstmt, queryString, context, params, queryEnv, dest, qc
+#else
+#define RETENTION_UTILITY_PARAMS \
+	PlannedStmt *pstmt, const char *queryString, bool readOnlyTree, \
+	ProcessUtilityContext context, ParamListInfo params, QueryEnvironment *queryEnv, \
+	DestReceiver *dest, QueryCompletion *qc
+#define RETENTION_UTILITY_ARGS \
+	pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc
+#endif
+
 
 #endif							/* RETENTION_COMPAT_H */

@@ -1046,9 +1046,10 @@ retention_table_has_holds(Oid root, TimestampTz moment, bool fresh)
 	bool		isnull;
 	bool		result;
 	int			ret;
-	int			nestlevel = retention_pin_search_path();
+	OwnerSPI	o;
 
-	SPI_connect();
+	/* as the extension's owner: a sweep batch runs as the table's */
+	owner_spi_begin(&o);
 	ret = SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = $1 "
 								"AND h.released_at IS NULL AND (h.until IS NULL OR h.until > $2))",
 								2, (Oid[]) {OIDOID, TIMESTAMPTZOID},
@@ -1057,8 +1058,7 @@ retention_table_has_holds(Oid root, TimestampTz moment, bool fresh)
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	retention_unpin_search_path(nestlevel);
+	owner_spi_end(&o);
 	return result;
 }
 

@@ -14,7 +14,10 @@
  * this file is not for that.
  *
  * The functions are SECURITY DEFINER but keep the caller's search_path,
- * in which the statement names its table; their SQL is schema-qualified.
+ * in which the statement names its table (so they pin none in SQL); once
+ * the table is resolved, their own queries run with search_path pinned to
+ * pg_catalog, pg_temp, as all of retention's C does, and are schema-
+ * qualified besides.
  *
  * Copyright (c) 2026, retention developers
  *
@@ -46,8 +49,11 @@ protector_of(Oid relid)
 	Datum		d;
 	Oid			result = InvalidOid;
 
+	int			nestlevel;
+
 	if (!OidIsValid(relid))
 		return InvalidOid;
+	nestlevel = retention_pin_search_path();
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT retention._is_protected($1::pg_catalog.regclass)::pg_catalog.oid", 1,
 							  (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)},
@@ -57,6 +63,7 @@ protector_of(Oid relid)
 	if (!isnull)
 		result = DatumGetObjectId(d);
 	SPI_finish();
+	retention_unpin_search_path(nestlevel);
 	return result;
 }
 
@@ -154,6 +161,7 @@ retention_exposures_before_alter(PG_FUNCTION_ARGS)
 	Node	   *parsetree;
 	RangeVar   *rv = NULL;
 	Oid			relid;
+	int			nestlevel;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -172,11 +180,13 @@ retention_exposures_before_alter(PG_FUNCTION_ARGS)
 	if (!OidIsValid(relid))
 		PG_RETURN_NULL();
 
+	nestlevel = retention_pin_search_path();
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT retention._exposures_release($1::pg_catalog.regclass)", 1,
 							  (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)},
 							  NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not release the exposure views of relation %u", relid);
 	SPI_finish();
+	retention_unpin_search_path(nestlevel);
 	PG_RETURN_NULL();
 }

@@ -223,6 +223,9 @@ _PG_init(void)
 							   0,
 							   check_timezone, assign_timezone, NULL);
 
+	/* DROP EXTENSION retention while tables are protected */
+	retention_drop_guard_init();
+
 	MarkGUCPrefixReserved("retention");
 
 	retention_catalog_init();

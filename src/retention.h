@@ -23,6 +23,7 @@
 #include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
 #include "nodes/nodes.h"
+#include "storage/lockdefs.h"
 #include "utils/relcache.h"
 
 #define RETENTION_SCHEMA	"retention"
@@ -139,6 +140,10 @@ extern int	retention_max_wal_rate;
 extern char *retention_timezone;
 extern bool retention_parse_sweep_at(const char *value, int *minutes);
 
+/* drop_guard.c */
+extern bool retention_allow_drop_extension;
+extern void retention_drop_guard_init(void);
+
 /* worker.c */
 extern void retention_worker_register(void);
 
@@ -151,6 +156,23 @@ extern void retention_invalidate_all(void);
 extern void retention_register_flush(void (*callback) (Oid relid));
 extern int	retention_pin_search_path(void);
 extern ErrorData *retention_run_as(Oid userid, void (*step) (void *arg), void *arg);
+extern ErrorData *retention_run_restricted(Oid userid, void (*step) (void *arg), void *arg);
 extern void retention_unpin_search_path(int nestlevel);
+
+/*
+ * locks.c: the locks that serialize retention's own work, which no other
+ * role can take
+ */
+typedef enum RetentionLockKind
+{
+	RETENTION_LOCK_SWEEP = 0,	/* a sweep of a table (session lock) */
+	RETENTION_LOCK_HOLD			/* hold() exclusive, sweep batches shared */
+} RetentionLockKind;
+
+extern bool retention_lock_acquire(RetentionLockKind kind, Oid relid, LOCKMODE mode,
+								   bool session, bool dont_wait);
+extern void retention_lock_release(RetentionLockKind kind, Oid relid, LOCKMODE mode,
+								   bool session);
+extern int64 retention_legacy_lock_key(RetentionLockKind kind, Oid relid);
 
 #endif							/* RETENTION_H */

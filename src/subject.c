@@ -29,6 +29,7 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -109,6 +110,8 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 	TimestampTz save_now = retention_sweep_now;
 	bool		save_quiet = retention_expiry_quiet;
 	int			nestlevel;
+	Oid			save_userid;
+	int			save_sec_context;
 
 	if (get_call_result_type(fcinfo, NULL, &resdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -181,10 +184,19 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 			due = expiry_due_columns(t, &cut, &row, &fully_due);
 			if (row.hold != HOLD_NONE)
 				held++;
+			/*
+			 * The change runs as the table's owner, restricted (as VACUUM
+			 * runs an owner's code): the owner's triggers must not run with
+			 * the rights of the superuser who owns retention.anonymize().
+			 */
+			GetUserIdAndSecContext(&save_userid, &save_sec_context);
 			if (fully_due && !t->keep_anonymized)
 			{
+				SetUserIdAndSecContext(t->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+									   SECURITY_RESTRICTED_OPERATION);
 				ret = SPI_execute_plan(retention_fixup_plan(t, rel, true),
 									   (Datum[]) {PointerGetDatum(tid)}, NULL, false, 1);
+				SetUserIdAndSecContext(save_userid, save_sec_context);
 				if (ret != SPI_OK_DELETE)
 					elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 				if (SPI_processed != 1)
@@ -199,8 +211,11 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 			{
 				retention_fixup_relid = leaf;
 				/* the BEFORE UPDATE trigger applies the rules, as of the same moment */
+				SetUserIdAndSecContext(t->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+									   SECURITY_RESTRICTED_OPERATION);
 				ret = SPI_execute_plan(retention_fixup_plan(t, rel, false),
 									   (Datum[]) {PointerGetDatum(tid)}, NULL, false, 1);
+				SetUserIdAndSecContext(save_userid, save_sec_context);
 				if (ret != SPI_OK_UPDATE_RETURNING)
 					elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 				if (SPI_processed == 1 && rewritten_done(t, rel, moment))

@@ -80,13 +80,11 @@ PG_FUNCTION_INFO_V1(retention_sweep);
 PG_FUNCTION_INFO_V1(retention_sweep_row);
 
 /*
- * Advisory lock keys, (prefix << 32) | relid of the protected table:
- * SWEEP_LOCK_PREFIX, a session lock, keeps two sweeps off one table;
- * HOLD_LOCK_PREFIX is taken shared by each batch and exclusive by hold(),
- * so that once hold() returns no batch that could not see it is running.
+ * The locks of locks.c, which no other role can take: RETENTION_LOCK_SWEEP,
+ * a session lock, keeps two sweeps off one table; RETENTION_LOCK_HOLD is
+ * taken shared by each batch and exclusive by hold(), so that once hold()
+ * returns no batch that could not see it is running.
  */
-#define SWEEP_LOCK_PREFIX	INT64CONST(0x52455445)
-#define HOLD_LOCK_PREFIX	INT64CONST(0x52455448)
 
 
 /*
@@ -114,6 +112,7 @@ typedef struct SweepRun
 	int64		run_id;
 	char	   *run_by;
 	Oid			owner;			/* statements run as the extension's owner */
+	bool		legacy_locks;	/* extension still at 1.0: its hold() locks too */
 } SweepRun;
 
 typedef struct SweepCounts
@@ -135,6 +134,7 @@ typedef struct SweepLeaf
 	SweepRun   *run;
 	Oid			root;
 	Oid			leaf;
+	Oid			leaf_owner;		/* the batches run as it, restricted */
 	RetentionTable *t;			/* valid at the leaf's start only */
 	bool		keep_anonymized;
 	bool		has_holds;
@@ -150,6 +150,8 @@ typedef struct SweepLeaf
 	SweepCounts *counts;
 	MemoryContext cxt;			/* lives as long as the leaf's sweep */
 } SweepLeaf;
+
+static void hold_lock_shared(SweepLeaf *l);
 
 /* -------------------------------------------------------------------------
  * Helpers
@@ -324,8 +326,9 @@ retention_table_maxcut(const RetentionTable *t, const RetentionCutoffs *cut)
  * that far, and only written when the table can have consents or holds.
  * moment is the SQL of the moment consents and holds are checked at.
  */
-char *
-retention_row_args(Oid relid, Oid root, bool has_holds, const char *moment, char **ended_at)
+static char *
+row_args(Oid relid, Oid root, bool has_holds, const char *moment, char **ended_at,
+		 bool c_lookups)
 {
 	RetentionTable *t = retention_table(relid);
 	Relation	rel = relation_open(relid, AccessShareLock);
@@ -344,13 +347,19 @@ retention_row_args(Oid relid, Oid root, bool has_holds, const char *moment, char
 		appendStringInfo(&s, "x.%s, ", ATTNAME(t->anchor));
 	else
 		appendStringInfoString(&s, "NULL::timestamptz, ");
-	if (t->has_marketing && sub)
+	if (c_lookups)
+		appendStringInfo(&s, "%s, %s",
+						 t->has_marketing && sub ? "NULL::boolean" : "false",
+						 has_holds && sub ? "-1" : "NULL::integer");
+	else if (t->has_marketing && sub)
 		appendStringInfo(&s, "EXISTS (SELECT 1 FROM retention.consent c WHERE c.subscriber = x.%s::text "
 						 "AND c.withdrawn_at IS NULL AND least(c.valid_until, c.contract_end) > %s), ",
 						 sub, moment);
 	else
 		appendStringInfoString(&s, "false, ");
-	if (has_holds && sub)
+	if (c_lookups)
+		;						/* the hold's argument is written above */
+	else if (has_holds && sub)
 	{
 		/* a timestamp column's value is an instant in retention's zone only */
 		char	   *instant = t->ended_at_type == TIMESTAMPOID ?
@@ -373,6 +382,25 @@ retention_row_args(Oid relid, Oid root, bool has_holds, const char *moment, char
 #undef ATTNAME
 	relation_close(rel, NoLock);
 	return s.data;
+}
+
+char *
+retention_row_args(Oid relid, Oid root, bool has_holds, const char *moment, char **ended_at)
+{
+	return row_args(relid, root, has_holds, moment, ended_at, false);
+}
+
+/*
+ * The same for a sweep batch, which runs as the table's owner: the consent
+ * and hold of each row are not subqueries on retention's tables, which the
+ * owner may not read, but looked up by _sweep_row() itself, as the
+ * extension's owner (consent NULL: look it up; hold -1: look it up), as of
+ * the batch's transaction.
+ */
+static char *
+sweep_row_args(Oid relid, bool has_holds, char **ended_at)
+{
+	return row_args(relid, InvalidOid, has_holds, NULL, ended_at, true);
 }
 
 /* the WHERE clause of a batch: its block range, the prefilter, the state */
@@ -431,14 +459,13 @@ batch_step(void *arg)
 	static const int states[] = {ROW_DELETE, ROW_ANONYMIZE};
 
 	/* a hold being placed on this table finishes first; then it counts */
-	run_sql("SELECT pg_catalog.pg_advisory_xact_lock_shared($1)", 1, (Oid[]) {INT8OID},
-			(Datum[]) {Int64GetDatum((HOLD_LOCK_PREFIX << 32) | (int64) l->root)}, SPI_OK_SELECT);
+	hold_lock_shared(l);
 	if (!l->has_holds && retention_table_has_holds(l->root, l->run->cutoff, true))
 	{
 		l->has_holds = true;
 		l->status_expr = MemoryContextStrdup(l->cxt,
 											 psprintf("retention._sweep_row(%s)",
-													  retention_row_args(l->leaf, l->root, true, "$2", NULL)));
+													  sweep_row_args(l->leaf, true, NULL)));
 	}
 	set_lock_timeout();
 	/*
@@ -447,9 +474,12 @@ batch_step(void *arg)
 	 */
 	run_sql("SELECT pg_catalog.set_config('synchronous_commit', 'off', true)",
 			0, NULL, NULL, SPI_OK_SELECT);
-	/* the rules run in the expiry triggers: a session in replica mode too */
-	run_sql("SELECT pg_catalog.set_config('session_replication_role', 'origin', true)",
-			0, NULL, NULL, SPI_OK_SELECT);
+	/*
+	 * The rules run in the expiry triggers: a session in replica mode too.
+	 * Set from C: the batch runs as the table's owner, who may not.
+	 */
+	(void) set_config_option("session_replication_role", "origin", PGC_SUSET,
+							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	retention_fixup_relid = l->leaf;
 	/* no hold can appear before this batch commits: the trigger need not look */
 	retention_sweep_unheld_relid = l->has_holds ? InvalidOid : l->leaf;
@@ -620,8 +650,7 @@ fast_path_step(void *arg)
 	SweepLeaf  *l = fp->l;
 	bool		isnull;
 
-	run_sql("SELECT pg_catalog.pg_advisory_xact_lock_shared($1)", 1, (Oid[]) {INT8OID},
-			(Datum[]) {Int64GetDatum((HOLD_LOCK_PREFIX << 32) | (int64) l->root)}, SPI_OK_SELECT);
+	hold_lock_shared(l);
 	set_lock_timeout();
 	run_sql(psprintf("LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", l->qualified), 0, NULL, NULL,
 			SPI_OK_UTILITY);
@@ -631,7 +660,7 @@ fast_path_step(void *arg)
 		l->has_holds = true;
 		l->status_expr = MemoryContextStrdup(l->cxt,
 											 psprintf("retention._sweep_row(%s)",
-													  retention_row_args(l->leaf, l->root, true, "$2", NULL)));
+													  sweep_row_args(l->leaf, true, NULL)));
 	}
 	if (l->has_holds)
 	{
@@ -811,12 +840,13 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 	l.maxcut_type = l.t->ended_at_type;
 	l.qualified = psprintf("ONLY %s", qualified_name(leaf));
 	l.status_expr = psprintf("retention._sweep_row(%s)",
-							 retention_row_args(leaf, root, has_holds, "$2", &l.ended_at));
+							 sweep_row_args(leaf, has_holds, &l.ended_at));
 
 	rel = relation_open(leaf, AccessShareLock);
 	nblocks = RelationGetNumberOfBlocks(rel);
 	per_block = rows_per_block(rel);
 	is_partition = rel->rd_rel->relispartition;
+	l.leaf_owner = rel->rd_rel->relowner;
 	/* relhasrules may stay set after DROP RULE: the relcache's rules tell */
 	if (rel->rd_rules != NULL && rel->rd_rules->numLocks > 0)
 	{
@@ -843,7 +873,7 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 	{
 		relation_close(rel, NoLock);
 		/* with the rights of the real sweep: the caller may not read the table */
-		return retention_run_as(run->owner, dry_run_step, &l);
+		return retention_run_restricted(l.leaf_owner, dry_run_step, &l);
 	}
 
 	if (is_partition && partition_fully_due(&l, rel))
@@ -851,7 +881,7 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 		FastPath	fp = {&l, false, 0};
 
 		relation_close(rel, NoLock);
-		edata = retention_run_as(run->owner, fast_path_step, &fp);
+		edata = retention_run_restricted(l.leaf_owner, fast_path_step, &fp);
 		if (edata == NULL && fp.truncated)
 		{
 			counts->deleted += fp.rows;
@@ -879,12 +909,12 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 		l.skip_locked = false;
 		MemoryContextReset(batch_cxt);
 		oldcxt = MemoryContextSwitchTo(batch_cxt);
-		edata = retention_run_as(run->owner, batch_step, &l);
+		edata = retention_run_restricted(l.leaf_owner, batch_step, &l);
 		if (edata != NULL && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 		{
 			/* someone holds a row: take what is free, the rest next time */
 			l.skip_locked = true;
-			edata = retention_run_as(run->owner, batch_step, &l);
+			edata = retention_run_restricted(l.leaf_owner, batch_step, &l);
 		}
 		pace_active = false;
 		counts->paused_us += pace_paused_us;
@@ -919,32 +949,65 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
  * -------------------------------------------------------------------------
  */
 
-/* the session lock that keeps two sweeps off one table */
-static void
-table_locktag(LOCKTAG *tag, Oid relid)
+/*
+ * The session lock that keeps two sweeps off one table.  In a database
+ * still at 1.0, also 1.0's advisory lock, which 1.0's sweep_progress reads.
+ */
+static LOCKTAG
+legacy_locktag(RetentionLockKind kind, Oid relid)
 {
-	int64		key = (SWEEP_LOCK_PREFIX << 32) | (int64) relid;
+	LOCKTAG		tag;
+	int64		key = retention_legacy_lock_key(kind, relid);
 
-	/* as pg_try_advisory_lock(bigint) */
-	SET_LOCKTAG_ADVISORY(*tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, 1);
+	/* as pg_advisory_lock(bigint) */
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) (key >> 32), (uint32) key, 1);
+	return tag;
 }
 
 static bool
-lock_table(Oid relid)
+lock_table(SweepRun *run, Oid relid)
 {
 	LOCKTAG		tag;
 
-	table_locktag(&tag, relid);
-	return LockAcquire(&tag, ExclusiveLock, true, true) != LOCKACQUIRE_NOT_AVAIL;
+	if (!retention_lock_acquire(RETENTION_LOCK_SWEEP, relid, ExclusiveLock, true, true))
+		return false;
+	if (run->legacy_locks)
+	{
+		tag = legacy_locktag(RETENTION_LOCK_SWEEP, relid);
+		if (LockAcquire(&tag, ExclusiveLock, true, true) == LOCKACQUIRE_NOT_AVAIL)
+		{
+			retention_lock_release(RETENTION_LOCK_SWEEP, relid, ExclusiveLock, true);
+			return false;
+		}
+	}
+	return true;
 }
 
 static void
-unlock_table(Oid relid)
+unlock_table(SweepRun *run, Oid relid)
 {
 	LOCKTAG		tag;
 
-	table_locktag(&tag, relid);
-	LockRelease(&tag, ExclusiveLock, true);
+	retention_lock_release(RETENTION_LOCK_SWEEP, relid, ExclusiveLock, true);
+	if (run->legacy_locks)
+	{
+		tag = legacy_locktag(RETENTION_LOCK_SWEEP, relid);
+		LockRelease(&tag, ExclusiveLock, true);
+	}
+}
+
+/* wait for a hold being placed on the leaf's table; keep new ones out */
+static void
+hold_lock_shared(SweepLeaf *l)
+{
+	LOCKTAG		tag;
+
+	(void) retention_lock_acquire(RETENTION_LOCK_HOLD, l->root, ShareLock, false, false);
+	if (l->run->legacy_locks)
+	{
+		tag = legacy_locktag(RETENTION_LOCK_HOLD, l->root);
+		(void) LockAcquire(&tag, ShareLock, false, false);
+	}
 }
 
 static int64
@@ -1088,7 +1151,7 @@ sweep_table(SweepRun *run, Oid relid)
 	ts.run = run;
 	ts.relid = relid;
 
-	if (!lock_table(relid))
+	if (!lock_table(run, relid))
 	{
 		ereport(NOTICE,
 				(errmsg("skipping table \"%s\": another sweep is running on it", get_rel_name(relid))));
@@ -1160,7 +1223,7 @@ sweep_table(SweepRun *run, Oid relid)
 	PG_FINALLY();
 	{
 		/* also when cancelled: a session lock would outlive the error */
-		unlock_table(relid);
+		unlock_table(run, relid);
 	}
 	PG_END_TRY();
 }
@@ -1186,11 +1249,18 @@ run_start_step(void *arg)
 	bool		isnull;
 	uint64		i;
 
+	/* who sweeps: the role in effect (SET ROLE's; the worker's retention_sweeper) */
 	run_sql("SELECT pg_catalog.nextval('retention.sweep_run_seq'), "
-			"session_user || coalesce(' (' || nullif(pg_catalog.current_setting('application_name'), '') || ')', '')",
-			0, NULL, NULL, SPI_OK_SELECT);
+			"$1 || coalesce(' (' || nullif(pg_catalog.current_setting('application_name'), '') || ')', '')",
+			1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false))},
+			SPI_OK_SELECT);
 	run->run_id = DatumGetInt64(first_value(&isnull));
 	run->run_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+	/* a database not yet updated from 1.0 locks as 1.0 does, too */
+	run_sql("SELECT e.extversion = '1.0' FROM pg_catalog.pg_extension e WHERE e.extname = 'retention'",
+			0, NULL, NULL, SPI_OK_SELECT);
+	run->legacy_locks = SPI_processed > 0 && DatumGetBool(first_value(&isnull));
 
 	run_sql("SELECT relid::oid FROM retention.protected_table "
 			"WHERE $1 = 0 OR relid::oid = $1 ORDER BY relid::oid",
@@ -1327,34 +1397,6 @@ retention_sweep_row(PG_FUNCTION_ARGS)
 			retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(2)) : PG_GETARG_TIMESTAMPTZ(2);
 		row.has_anchor = true;
 	}
-	row.consent = !PG_ARGISNULL(3) && PG_GETARG_BOOL(3);
-
-	retention_cutoffs(retention_sweep_now != 0 ? retention_sweep_now :
-					  GetCurrentStatementStartTimestamp(), &cut);
-	due = expiry_due_columns(t, &cut, &row, &fully_due);
-	if (due == 0)
-		PG_RETURN_INT32(ROW_NOTHING);
-
-	/* held: what would the hold keep? */
-	if (!PG_ARGISNULL(4))
-	{
-		uint64		held_due;
-		bool		held_fully;
-
-		row.hold = PG_GETARG_INT32(4) == 1 ? HOLD_BILLING : HOLD_ALL;
-		held_due = expiry_due_columns(t, &cut, &row, &held_fully);
-		if (held_due != due || held_fully != fully_due)
-		{
-			/* something the hold keeps would go: work only on the rest */
-			due = held_due;
-			fully_due = held_fully;
-			if (due == 0)
-				PG_RETURN_INT32(ROW_HELD);
-		}
-	}
-
-	if (fully_due && !t->keep_anonymized)
-		PG_RETURN_INT32(ROW_DELETE);
 
 	/* the tagged values, laid out by attribute number for expiry.c */
 	natts = 0;
@@ -1371,6 +1413,43 @@ retention_sweep_row(PG_FUNCTION_ARGS)
 		if (!isnull[a - 1])
 			values[a - 1] = PG_GETARG_DATUM(5 + i);
 	}
+
+	/* a sweep batch asks for the consent (NULL) and the hold (-1) to be looked up */
+	if (PG_ARGISNULL(3))
+		expiry_lookup_row(t, values, isnull, &row, false, t->has_marketing);
+	else
+		row.consent = PG_GETARG_BOOL(3);
+
+	retention_cutoffs(retention_sweep_now != 0 ? retention_sweep_now :
+					  GetCurrentStatementStartTimestamp(), &cut);
+	due = expiry_due_columns(t, &cut, &row, &fully_due);
+	if (due == 0)
+		PG_RETURN_INT32(ROW_NOTHING);
+
+	/* held: what would the hold keep? */
+	if (!PG_ARGISNULL(4) && PG_GETARG_INT32(4) < 0)
+		expiry_lookup_row(t, values, isnull, &row, true, false);
+	else if (!PG_ARGISNULL(4))
+		row.hold = PG_GETARG_INT32(4) == 1 ? HOLD_BILLING : HOLD_ALL;
+	if (row.hold != HOLD_NONE)
+	{
+		uint64		held_due;
+		bool		held_fully;
+
+		held_due = expiry_due_columns(t, &cut, &row, &held_fully);
+		if (held_due != due || held_fully != fully_due)
+		{
+			/* something the hold keeps would go: work only on the rest */
+			due = held_due;
+			fully_due = held_fully;
+			if (due == 0)
+				PG_RETURN_INT32(ROW_HELD);
+		}
+	}
+
+	if (fully_due && !t->keep_anonymized)
+		PG_RETURN_INT32(ROW_DELETE);
+
 	if (expiry_needs_work(t, due, fully_due, true, values, isnull, false))
 		PG_RETURN_INT32(ROW_ANONYMIZE);
 	/* a row kept anonymized is done once its timestamps are generalized too */

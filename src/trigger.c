@@ -522,8 +522,8 @@ fixup_step(void *arg)
 
 /*
  * Delete or re-write (through the BEFORE trigger) the row at tid, as the
- * table's owner, in a subtransaction: the writer must not fail because of
- * it.  Returns whether it succeeded.
+ * table's owner (restricted: the owner's code cannot change the writer's
+ * session), in a subtransaction: the writer must not fail because of it.  Returns whether it succeeded.
  */
 static bool
 fixup_row(RetentionTable *t, Relation rel, ItemPointer tid, bool delete)
@@ -540,7 +540,7 @@ fixup_row(RetentionTable *t, Relation rel, ItemPointer tid, bool delete)
 	 * no sweep's re-write of a stored row: nothing of it is hashed.
 	 */
 	retention_sweep_now = 0;
-	edata = retention_run_as(t->owner, fixup_step, &f);
+	edata = retention_run_restricted(t->owner, fixup_step, &f);
 	retention_expiry_quiet = save_quiet;
 	retention_fixup_relid = save_fixup;
 	retention_sweep_now = save_now;

@@ -792,6 +792,47 @@ sweeper_spi_end(MemoryContext cxt)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
+/*
+ * The role sweeps run as: retention_sweeper, a role that cannot log in and
+ * may only call the sweep (a bgworker cannot connect as a NOLOGIN role
+ * before PostgreSQL 17, so the sweeper connects as the bootstrap superuser
+ * and sets its role for the CALL, as SET ROLE does).  The sweep does its own catalog
+ * work as the extension's owner and the batches on a table as the table's
+ * owner, restricted (sweep.c): the role only names who swept, in
+ * sweep_log.run_by and pg_stat_activity, and holds no other right.  In a
+ * database still at 1.0, where it may not call the sweep, sweeps run as
+ * the superuser, as 1.0's did.  VACUUM, which only a table's owner or a
+ * superuser may run, runs as the superuser (it runs the owner's code as
+ * the owner itself).
+ */
+#define SWEEPER_ROLE		"retention_sweeper"
+
+static bool
+sweeper_role_usable(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	const char *sql = "SELECT pg_catalog.has_function_privilege(r.oid, "
+		"'retention.sweep(pg_catalog.regclass, integer, boolean)'::pg_catalog.regprocedure, 'EXECUTE') "
+		"FROM pg_catalog.pg_roles r WHERE r.rolname = '" SWEEPER_ROLE "'";
+	bool		isnull;
+	bool		ok = false;
+
+	sweeper_spi_begin(sql);
+	if (SPI_execute(sql, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	sweeper_spi_end(cxt);
+	return ok;
+}
+
+/* become role (NULL: the superuser the sweeper connected as again) */
+static void
+sweeper_set_role(const char *role)
+{
+	StartTransactionCommand();
+	SetConfigOption("role", role ? role : "none", PGC_SUSET, PGC_S_OVERRIDE);
+	CommitTransactionCommand();
+}
+
 /* how many protected tables are due for the sweep scheduled at "since" */
 static int64
 sweeper_count_due(TimestampTz since)
@@ -917,6 +958,7 @@ retention_sweeper_main(Datum main_arg)
 	int64		due;
 	TimestampTz start;
 	int			vacuumed;
+	bool		as_sweeper;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 
@@ -952,6 +994,7 @@ retention_sweeper_main(Datum main_arg)
 
 	start = GetCurrentTimestamp();
 	due = sweeper_count_due(args.since);
+	as_sweeper = due > 0 && sweeper_role_usable();
 	if (due > 0)
 	{
 		/* a catch-up is news; a scheduled sweep is logged when it changed something */
@@ -961,7 +1004,11 @@ retention_sweeper_main(Datum main_arg)
 								  "%lld protected tables were not swept to the end since %s.",
 								  (unsigned long) due,
 								  (long long) due, timestamptz_to_str(args.since))));
+		if (as_sweeper)
+			sweeper_set_role(SWEEPER_ROLE);
 		(void) sweeper_run("CALL retention.sweep()");
+		if (as_sweeper)
+			sweeper_set_role(NULL);
 
 		/*
 		 * The sweep's counts of dead rows reach the statistics before the

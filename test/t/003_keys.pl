@@ -25,7 +25,7 @@ $node->safe_psql('postgres', q{
 $node->safe_psql('src', q{
 	CREATE EXTENSION pg_stat_statements;
 	CREATE EXTENSION retention CASCADE;
-	CREATE ROLE keeper LOGIN IN ROLE retention_admin;
+	CREATE ROLE keeper LOGIN SUPERUSER;	-- key bytes are for superusers only
 	SELECT retention.rotate_key();
 	CREATE TABLE cdr (id integer PRIMARY KEY, caller retention.msisdn(billing));
 	INSERT INTO cdr
@@ -72,7 +72,7 @@ ok(!grep({ $_ eq $fresh_keys[0] } @src_keys), 'and it is not one of the source k
 isnt($node->safe_psql('dst', $hash_sql), $src_pseudonym, 'so the same number gets another pseudonym');
 is($node->safe_psql('dst', $rehash_sql), '0', 'and restored pseudonyms cannot be matched');
 
-# the documented procedure, run by a retention_admin member: export ...
+# the documented procedure, run by a superuser: export ...
 my $keyfile = $node->basedir . '/retention-keys.csv';
 $node->command_ok(
 	[

@@ -99,7 +99,7 @@ ok( $node->poll_query_until('cdrdb', q{
 		SELECT vacuum_count > 0 AND n_dead_tup = 0 FROM pg_stat_user_tables WHERE relname = 'cdr'}),
 	'the table was vacuumed: no dead row versions left');
 like($node->safe_psql('cdrdb', q{SELECT string_agg(DISTINCT run_by, ',') FROM retention.sweep_log}),
-	qr/^\S+ \(retention sweeper\)$/, 'every run so far is the worker\'s');
+	qr/^retention_sweeper \(retention sweeper\)$/, 'every run so far is the worker\'s, as retention_sweeper');
 
 # --- triggers on, whatever the database says ------------------------------------
 
