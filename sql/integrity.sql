@@ -23,7 +23,7 @@ CREATE TABLE iunrelated (a int);
 RESET ROLE;
 SELECT retention.protect('icdr', 'ended_at', subscriber => 'caller');
 -- the triggers fire always: in replica mode too (a logical replication
--- apply worker writes in it: test/t/015_replica_writes.pl)
+-- apply worker writes in it: test/t/016_replica_writes.pl)
 SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'icdr'::regclass ORDER BY 1;
 
 -- the audit rows this file adds
