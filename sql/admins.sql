@@ -2,7 +2,9 @@
 -- Who holds retention_admin (issue 13, item 3): retention.admins() lists
 -- members, direct or through other roles, superusers, and (before
 -- PostgreSQL 16) CREATEROLE roles, which can grant themselves
--- retention_admin: shown here.
+-- retention_admin: shown here.  Two expected outputs: admins.out (15, where
+-- the CREATEROLE role does it) and admins_1.out (16 and later, where it is
+-- refused and admins() does not list it).
 --
 \set SHOW_CONTEXT never
 CREATE ROLE regress_adm_direct IN ROLE retention_admin;

@@ -96,13 +96,11 @@ retention_lock(PG_FUNCTION_ARGS)
 	Oid			relid = PG_GETARG_OID(0);
 	char	   *kind = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	bool		shared = PG_GETARG_BOOL(2);
-	RetentionLockKind k;
+	RetentionLockKind k = RETENTION_LOCK_SWEEP;
 
-	if (strcmp(kind, "sweep") == 0)
-		k = RETENTION_LOCK_SWEEP;
-	else if (strcmp(kind, "hold") == 0)
+	if (strcmp(kind, "hold") == 0)
 		k = RETENTION_LOCK_HOLD;
-	else
+	else if (strcmp(kind, "sweep") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown retention lock \"%s\"", kind),
