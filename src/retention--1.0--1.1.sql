@@ -1522,3 +1522,134 @@ BEGIN
 	END LOOP;
 END
 $exposures$;
+
+--------------------------------------------------------------------------
+-- The auditor: retention_auditor reads, changes nothing (issue 19)
+--
+-- A NOLOGIN role, cluster-wide like retention_admin, for an auditor or a
+-- monitoring system: report(), verify(), the audit log and its
+-- verification, the sweep and write logs, the holds register without the
+-- subscriber, the consent ledger as counts (consent_summary), the policy,
+-- and the metrics view.  Its only write is record_dossier(), which appends
+-- a dossier's hash to the audit log, audited as such.
+--------------------------------------------------------------------------
+
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'retention_auditor') THEN
+		CREATE ROLE retention_auditor NOLOGIN;
+	END IF;
+END
+$$;
+
+-- report() and verify() take no argument, run as retention's owner and only
+-- read: nothing the caller passes reaches them
+GRANT EXECUTE ON FUNCTION retention.report() TO retention_auditor;
+GRANT EXECUTE ON FUNCTION retention.verify() TO retention_auditor;
+GRANT EXECUTE ON FUNCTION retention.verify_audit_log() TO retention_auditor;
+GRANT SELECT ON retention.audit_log, retention.sweep_log, retention.sweep_progress,
+	retention.write_log TO retention_auditor;
+-- the holds register: reference, authority, dates and release, not whose
+GRANT SELECT (id, relid, from_ts, to_ts, reason, reference, until, placed_at, placed_by,
+			  released_at, released_by, release_note) ON retention.hold TO retention_auditor;
+
+-- the consent ledger, counted: no subscriber number
+CREATE VIEW retention.consent_summary AS
+	SELECT s.state, pg_catalog.count(c.subscriber) AS consents
+	  FROM (VALUES (1, 'active'), (2, 'expired'), (3, 'withdrawn')) s(n, state)
+	  LEFT JOIN retention.consent c
+		ON s.state = CASE WHEN c.withdrawn_at IS NOT NULL THEN 'withdrawn'
+						  WHEN LEAST(c.valid_until, c.contract_end) <= pg_catalog.now() THEN 'expired'
+						  ELSE 'active' END
+	 GROUP BY s.n, s.state
+	 ORDER BY s.n;
+COMMENT ON VIEW retention.consent_summary IS
+	'Marketing consents counted by state (active, expired, withdrawn): the ledger without subscriber numbers';
+REVOKE ALL ON retention.consent_summary FROM PUBLIC;
+GRANT SELECT ON retention.consent_summary TO retention_admin, retention_auditor;
+
+-- a dossier's SHA-256, appended to the audit log: whoever holds the
+-- document can check it against the log, and the log says when and by whom
+-- it was made
+CREATE FUNCTION retention.record_dossier(sha256 text, generated_at timestamptz DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+BEGIN
+	IF sha256 IS NULL THEN
+		RAISE EXCEPTION 'the hash of a dossier must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF sha256 !~ '^[0-9a-f]{64}$' THEN
+		RAISE EXCEPTION 'invalid SHA-256 digest: "%"', pg_catalog.left(sha256, 80)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give 64 lowercase hexadecimal digits, as sha256sum prints them.';
+	END IF;
+	RETURN retention._audit('dossier', NULL,
+							pg_catalog.jsonb_build_object('sha256', sha256, 'generated_at', generated_at));
+END
+$$;
+COMMENT ON FUNCTION retention.record_dossier(text, timestamptz) IS
+	'Record a compliance dossier''s SHA-256 in the audit log';
+REVOKE ALL ON FUNCTION retention.record_dossier(text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.record_dossier(text, timestamptz) TO retention_admin, retention_auditor;
+
+-- Monitoring: one row per metric.  Reads the protected tables through
+-- report() (as long as a count(*) of each: scrape every few minutes, not
+-- every few seconds), so the reader needs EXECUTE on report() and on
+-- verify_audit_log(): retention_admin and retention_auditor have both.
+CREATE VIEW retention.metrics AS
+	WITH r AS (SELECT * FROM retention.report()),
+	last_run AS (SELECT pg_catalog.max(l.run_id) AS run_id FROM retention.sweep_log l),
+	a AS (SELECT * FROM retention.verify_audit_log())
+	SELECT m.metric, m."table", m.value
+	  FROM (
+		SELECT 1 AS n, 'overdue_rows' AS metric, r."table"::text AS "table",
+			   pg_catalog.max(r.overdue_rows)::double precision AS value
+		  FROM r WHERE r.kind = 'tagged' GROUP BY r."table"
+		UNION ALL
+		SELECT 2, 'held_rows', r."table"::text, pg_catalog.max(r.held_rows)::double precision
+		  FROM r WHERE r.kind = 'tagged' GROUP BY r."table"
+		UNION ALL
+		SELECT 3, 'oldest_clear_age_seconds', r."table"::text,
+			   coalesce(pg_catalog.date_part('epoch', pg_catalog.now() - pg_catalog.min(r.oldest_clear)), 0)
+		  FROM r WHERE r.kind = 'tagged' GROUP BY r."table"
+		UNION ALL
+		SELECT 4, 'not_enforced', NULL,
+			   pg_catalog.count(*) FILTER (WHERE r.kind IN ('not enforced', 'lost tag'))::double precision FROM r
+		UNION ALL
+		SELECT 5, 'unprotected_copy_rows', NULL,
+			   coalesce(pg_catalog.sum(r.rows_in_clear) FILTER (WHERE r.kind = 'unprotected copy'), 0)::double precision
+		  FROM r
+		UNION ALL
+		SELECT 6, 'last_sweep_age_seconds', NULL,
+			   (SELECT pg_catalog.date_part('epoch', pg_catalog.now() - pg_catalog.max(coalesce(l.finished_at, l.started_at)))
+				  FROM retention.sweep_log l, last_run WHERE l.run_id = last_run.run_id)
+		UNION ALL
+		SELECT 7, 'last_sweep_failed', NULL,
+			   (SELECT pg_catalog.count(*) FILTER (WHERE l.status IN ('failed', 'interrupted'))
+				  FROM retention.sweep_log l, last_run WHERE l.run_id = last_run.run_id)::double precision
+		UNION ALL
+		SELECT 8, 'last_sweep_rows_skipped', NULL,
+			   (SELECT coalesce(pg_catalog.sum(l.rows_skipped), 0)
+				  FROM retention.sweep_log l, last_run WHERE l.run_id = last_run.run_id)::double precision
+		UNION ALL
+		SELECT 9, 'sweep_failures_24h', NULL,
+			   (SELECT pg_catalog.count(*) FROM retention.sweep_log l
+				 WHERE l.status IN ('failed', 'interrupted')
+				   AND l.started_at > pg_catalog.now() - interval '24 hours')::double precision
+		UNION ALL
+		SELECT 10, 'write_failures_24h', NULL,
+			   (SELECT coalesce(pg_catalog.sum(w.rows), 0) FROM retention.write_log w
+				 WHERE w.action = 'failed' AND w.at > pg_catalog.now() - interval '24 hours')::double precision
+		UNION ALL
+		SELECT 11, 'audit_chain_valid', NULL, (SELECT a.valid::integer FROM a)::double precision
+		UNION ALL
+		SELECT 12, 'audit_rows', NULL, (SELECT a.rows_checked FROM a)::double precision
+	  ) m
+	 ORDER BY m.n, m."table";
+COMMENT ON VIEW retention.metrics IS
+	'One row per monitoring metric: overdue and held rows and the oldest clear value per table, enforcement, the last sweep, failures, the audit chain';
+REVOKE ALL ON retention.metrics FROM PUBLIC;
+GRANT SELECT ON retention.metrics TO retention_admin, retention_auditor;
