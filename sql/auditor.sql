@@ -68,7 +68,8 @@ INSERT INTO stmts VALUES
 	(37, $q$SELECT retention._audit('forged', NULL)$q$),
 	(38, $q$UPDATE retention.window_setting SET "window" = '2 years'$q$),
 	(39, $q$UPDATE aud_cdr SET caller = NULL$q$),
-	(40, $q$SELECT retention.record_dossier(repeat('ab', 32))$q$);
+	(40, $q$SELECT retention.record_dossier(repeat('ab', 32))$q$),
+	(41, $q$SELECT length(retention.dossier())$q$);
 GRANT SELECT ON stmts TO PUBLIC;
 CREATE TEMP TABLE outcome (n int, outcome text);
 GRANT ALL ON outcome TO PUBLIC;
@@ -110,6 +111,7 @@ SELECT retention.record_dossier('0f343b0931126a20f133d67c2b018a3b5f1c4d6e7a8b9c0
 \set VERBOSITY verbose
 SELECT retention.record_dossier('0F343B09');
 SELECT retention.record_dossier(NULL);
+SELECT retention.record_dossier(repeat('ab', 32), now(), 'not a digest');
 \set VERBOSITY default
 RESET ROLE;
 SELECT actor, as_role, action, object, details FROM retention.audit_log ORDER BY id DESC LIMIT 1;
@@ -130,6 +132,7 @@ SET ROLE regress_nobody;
 SELECT * FROM retention.consent_summary;
 SELECT * FROM retention.metrics;
 SELECT retention.record_dossier(repeat('ab', 32));
+SELECT retention.dossier();
 RESET ROLE;
 
 SELECT retention.unprotect('aud_cdr');
