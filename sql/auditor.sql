@@ -69,7 +69,9 @@ INSERT INTO stmts VALUES
 	(38, $q$UPDATE retention.window_setting SET "window" = '2 years'$q$),
 	(39, $q$UPDATE aud_cdr SET caller = NULL$q$),
 	(40, $q$SELECT retention.record_dossier(repeat('ab', 32))$q$),
-	(41, $q$SELECT length(retention.dossier())$q$);
+	(41, $q$SELECT length(retention.dossier())$q$),
+	(42, $q$SELECT count(*) FROM retention.hold WHERE subscriber = '33611111113'$q$),
+	(43, $q$SELECT count(*) FROM retention.consent_summary WHERE state = 'active'$q$);
 GRANT SELECT ON stmts TO PUBLIC;
 CREATE TEMP TABLE outcome (n int, outcome text);
 GRANT ALL ON outcome TO PUBLIC;

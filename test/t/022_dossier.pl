@@ -45,6 +45,12 @@ $node->safe_psql('postgres', qq{
 	SELECT retention.withdraw_consent('+$subscribers[6]');
 	SELECT retention.set_window('network_security', '2 months');
 });
+# a table whose name is markup: the dossier escapes it
+$node->safe_psql('postgres', q{
+	CREATE TABLE "<script>alert('x')</script>" (sip retention.ident(marketing), ended_at timestamptz);
+	INSERT INTO "<script>alert('x')</script>" VALUES ('sip:someone@example.net', now());
+	SELECT retention.protect('"<script>alert(''x'')</script>"', 'ended_at');
+});
 $node->safe_psql('postgres', 'CALL retention.sweep()');
 # a second run, later: a table loaded since, and a copy outside retention
 $node->safe_psql('postgres', q{
@@ -94,7 +100,7 @@ like($html, qr/^<!DOCTYPE html>/, 'an HTML document');
 my %fig;
 for my $row (split /\n/, $node->safe_psql('postgres', q{
 	SELECT "column" || '|' || rows_in_clear || '|' || overdue_rows || '|' || held_rows
-	  FROM retention.report() WHERE kind = 'tagged'}))
+	  FROM retention.report() WHERE kind = 'tagged' AND "table" = 'cdr'::regclass}))
 {
 	my ($c, @v) = split /\|/, $row;
 	$fig{$c} = \@v;
@@ -129,7 +135,7 @@ sub check_figures
 	like($text, qr/Hash chain verification: valid/, "$what: the audit chain verified");
 	like($text, qr/Head: row \Q$head_id\E , SHA-256 \Q$head_hash\E /, "$what: the chain's head and hash");
 	like($text, qr/public\.cdr_copy unprotected copy caller \Q$copy_clear\E table holding/, "$what: the unprotected copy, $copy_clear values in clear");
-	like($text, qr/ 2 \S+ \S+ 1 done /, "$what: the second sweep run");
+	like($text, qr/ 2 \S+ \S+ 2 done /, "$what: the second sweep run, over both tables");
 }
 check_figures($html, 'HTML');
 
@@ -137,7 +143,8 @@ check_figures($html, 'HTML');
 my @svgs = $html =~ /(<svg\b.*?<\/svg>)/gs;
 is(scalar(@svgs), 3, 'three SVG charts');
 my $bars = () = $svgs[0] =~ /<rect class="bar/g;
-is($bars, scalar(keys %fig), 'the age chart has a bar per tagged column');
+is($bars, scalar(keys %fig) + 1, 'the age chart has a bar per tagged column');
+like($html, qr/public\.&quot;&lt;script&gt;alert\(&#39;x&#39;\)&lt;\/script&gt;&quot;/, 'a table name that is markup is escaped');
 my $marks = () = $svgs[0] =~ /<line class="mark"/g;
 ok($marks >= 4, 'and the windows marked');
 like($svgs[0], qr/<rect class="bar over"[^>]*width="[1-9]/, 'a held column shows past its window');
@@ -159,7 +166,8 @@ SKIP:
 	like($dom, qr/<svg/, 'chromium renders the page') or diag($derr);
 	check_figures($dom, 'rendered');
 	my $rendered_bars = () = $dom =~ /<rect class="bar/g;
-	is($rendered_bars, scalar(keys %fig) + 2 + 1, 'the rendered charts keep their bars');
+	is($rendered_bars, scalar(keys %fig) + 1 + 2 + 1, 'the rendered charts keep their bars');
+	unlike($dom, qr/<script/, 'and no script element');
 
 	ok(IPC::Run::run(['pdftoppm', '-png', '-r', '60', "$base.pdf", "$dir/dossier"]), 'pdftoppm');
 	my @pngs = sort glob("$dir/dossier-*.png");
