@@ -10,6 +10,10 @@
 # they install the packages they need first.
 #   make deb        the Debian packages postgresql-NN-retention, in build/deb/
 #   make test-deb   (root) build, install and try the package, then remove it
+#   make dossier DB=... [OUT=...]   a database's compliance dossier (HTML, PDF)
+#   make test-dossier   the dossier and monitoring tests with a real browser and
+#                   postgres_exporter (as root, installs chromium, poppler-utils,
+#                   prometheus-postgres-exporter)
 
 MODULE_big = retention
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
@@ -49,7 +53,7 @@ all:
 	@exit 1
 endif
 
-.PHONY: test demo bench fuzz valgrind-check deb test-deb fresh-machine
+.PHONY: test demo bench fuzz valgrind-check deb test-deb fresh-machine dossier test-dossier
 
 # PG=NN: the same, against PostgreSQL NN in a Debian chroot
 IN_CHROOT = $(if $(PG),test/run-in-chroot $(PG) )
@@ -78,3 +82,11 @@ test-deb:
 # the README's two commands and Install section on a bare Debian 12 (root)
 fresh-machine:
 	@test/fresh-machine
+
+# the compliance dossier of database DB (a name or a connection string)
+dossier:
+	@test -n "$(DB)" || { echo "usage: make dossier DB=dbname-or-conninfo [OUT=basename]" >&2; exit 2; }
+	@tools/dossier $(if $(OUT),-o "$(OUT)") -d "$(DB)"
+
+test-dossier:
+	@test/test-dossier

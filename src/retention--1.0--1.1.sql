@@ -1865,6 +1865,451 @@ AS $$
 	  FROM pg_catalog.pg_roles r WHERE r.rolname = retention._outer_role()
 $$;
 
+--------------------------------------------------------------------------
+-- The auditor: retention_auditor reads, changes nothing (issue 19)
+--
+-- A NOLOGIN role, cluster-wide like retention_admin, for an auditor or a
+-- monitoring system: report(), verify(), the audit log and its
+-- verification, the sweep and write logs, the holds register without the
+-- subscriber, the consent ledger as counts (consent_summary), the policy,
+-- and the metrics view.  Its only write is record_dossier(), which appends
+-- a dossier's hash to the audit log, audited as such.
+--------------------------------------------------------------------------
+
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'retention_auditor') THEN
+		CREATE ROLE retention_auditor NOLOGIN;
+	END IF;
+END
+$$;
+
+-- report() and verify() take no argument, run as retention's owner and only
+-- read: nothing the caller passes reaches them
+GRANT EXECUTE ON FUNCTION retention.report() TO retention_auditor;
+GRANT EXECUTE ON FUNCTION retention.verify() TO retention_auditor;
+GRANT EXECUTE ON FUNCTION retention.verify_audit_log() TO retention_auditor;
+GRANT SELECT ON retention.audit_log, retention.sweep_log, retention.sweep_progress,
+	retention.write_log TO retention_auditor;
+-- the holds register: reference, authority, dates and release, not whose
+GRANT SELECT (id, relid, from_ts, to_ts, reason, reference, until, placed_at, placed_by,
+			  released_at, released_by, release_note) ON retention.hold TO retention_auditor;
+
+-- the consent ledger, counted: no subscriber number
+CREATE VIEW retention.consent_summary AS
+	SELECT s.state, pg_catalog.count(c.subscriber) AS consents
+	  FROM (VALUES (1, 'active'), (2, 'expired'), (3, 'withdrawn')) s(n, state)
+	  LEFT JOIN retention.consent c
+		ON s.state = CASE WHEN c.withdrawn_at IS NOT NULL THEN 'withdrawn'
+						  WHEN LEAST(c.valid_until, c.contract_end) <= pg_catalog.now() THEN 'expired'
+						  ELSE 'active' END
+	 GROUP BY s.n, s.state
+	 ORDER BY s.n;
+COMMENT ON VIEW retention.consent_summary IS
+	'Marketing consents counted by state (active, expired, withdrawn): the ledger without subscriber numbers';
+REVOKE ALL ON retention.consent_summary FROM PUBLIC;
+GRANT SELECT ON retention.consent_summary TO retention_admin, retention_auditor;
+
+-- a dossier's SHA-256 (of its HTML, and of its PDF if made), appended to
+-- the audit log: whoever holds the document can check it against the log,
+-- and the log says when and by whom it was made
+CREATE FUNCTION retention.record_dossier(sha256 text, generated_at timestamptz DEFAULT NULL,
+										 pdf_sha256 text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	h	text;
+BEGIN
+	IF sha256 IS NULL THEN
+		RAISE EXCEPTION 'the hash of a dossier must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	FOREACH h IN ARRAY ARRAY[sha256, pdf_sha256] LOOP
+		IF h !~ '^[0-9a-f]{64}$' THEN
+			RAISE EXCEPTION 'invalid SHA-256 digest: "%"', pg_catalog.left(h, 80)
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Give 64 lowercase hexadecimal digits, as sha256sum prints them.';
+		END IF;
+	END LOOP;
+	RETURN retention._audit('dossier', NULL,
+							pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+								'sha256', sha256, 'pdf_sha256', pdf_sha256, 'generated_at', generated_at)));
+END
+$$;
+COMMENT ON FUNCTION retention.record_dossier(text, timestamptz, text) IS
+	'Record a compliance dossier''s SHA-256 in the audit log';
+REVOKE ALL ON FUNCTION retention.record_dossier(text, timestamptz, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.record_dossier(text, timestamptz, text) TO retention_admin, retention_auditor;
+
+-- Monitoring: one row per metric.  Reads the protected tables through
+-- report() (as long as a count(*) of each: scrape every few minutes, not
+-- every few seconds), so the reader needs EXECUTE on report() and on
+-- verify_audit_log(): retention_admin and retention_auditor have both.
+CREATE VIEW retention.metrics AS
+	WITH r AS (SELECT * FROM retention.report()),
+	last_run AS (SELECT pg_catalog.max(l.run_id) AS run_id FROM retention.sweep_log l),
+	a AS (SELECT * FROM retention.verify_audit_log())
+	SELECT m.metric, m."table", m.value
+	  FROM (
+		SELECT 1 AS n, 'overdue_rows' AS metric, r."table"::text AS "table",
+			   pg_catalog.max(r.overdue_rows)::double precision AS value
+		  FROM r WHERE r.kind = 'tagged' GROUP BY r."table"
+		UNION ALL
+		SELECT 2, 'held_rows', r."table"::text, pg_catalog.max(r.held_rows)::double precision
+		  FROM r WHERE r.kind = 'tagged' GROUP BY r."table"
+		UNION ALL
+		SELECT 3, 'oldest_clear_age_seconds', r."table"::text,
+			   coalesce(pg_catalog.date_part('epoch', pg_catalog.now() - pg_catalog.min(r.oldest_clear)), 0)
+		  FROM r WHERE r.kind = 'tagged' GROUP BY r."table"
+		UNION ALL
+		SELECT 4, 'not_enforced', NULL,
+			   pg_catalog.count(*) FILTER (WHERE r.kind IN ('not enforced', 'lost tag'))::double precision FROM r
+		UNION ALL
+		SELECT 5, 'unprotected_copy_rows', NULL,
+			   coalesce(pg_catalog.sum(r.rows_in_clear) FILTER (WHERE r.kind = 'unprotected copy'), 0)::double precision
+		  FROM r
+		UNION ALL
+		SELECT 6, 'last_sweep_age_seconds', NULL,
+			   (SELECT pg_catalog.date_part('epoch', pg_catalog.now() - pg_catalog.max(coalesce(l.finished_at, l.started_at)))
+				  FROM retention.sweep_log l, last_run WHERE l.run_id = last_run.run_id)
+		UNION ALL
+		SELECT 7, 'last_sweep_failed', NULL,
+			   (SELECT pg_catalog.count(*) FILTER (WHERE l.status IN ('failed', 'interrupted'))
+				  FROM retention.sweep_log l, last_run WHERE l.run_id = last_run.run_id)::double precision
+		UNION ALL
+		SELECT 8, 'last_sweep_rows_skipped', NULL,
+			   (SELECT coalesce(pg_catalog.sum(l.rows_skipped), 0)
+				  FROM retention.sweep_log l, last_run WHERE l.run_id = last_run.run_id)::double precision
+		UNION ALL
+		SELECT 9, 'sweep_failures_24h', NULL,
+			   (SELECT pg_catalog.count(*) FROM retention.sweep_log l
+				 WHERE l.status IN ('failed', 'interrupted')
+				   AND l.started_at > pg_catalog.now() - interval '24 hours')::double precision
+		UNION ALL
+		SELECT 10, 'write_failures_24h', NULL,
+			   (SELECT coalesce(pg_catalog.sum(w.rows), 0) FROM retention.write_log w
+				 WHERE w.action = 'failed' AND w.at > pg_catalog.now() - interval '24 hours')::double precision
+		UNION ALL
+		SELECT 11, 'audit_chain_valid', NULL, (SELECT a.valid::integer FROM a)::double precision
+		UNION ALL
+		SELECT 12, 'audit_rows', NULL, (SELECT a.rows_checked FROM a)::double precision
+	  ) m
+	 ORDER BY m.n, m."table";
+COMMENT ON VIEW retention.metrics IS
+	'One row per monitoring metric: overdue and held rows and the oldest clear value per table, enforcement, the last sweep, failures, the audit chain';
+REVOKE ALL ON retention.metrics FROM PUBLIC;
+GRANT SELECT ON retention.metrics TO retention_admin, retention_auditor;
+
+--------------------------------------------------------------------------
+-- The compliance dossier (issue 19, item 2)
+--
+-- retention.dossier() returns a self-contained HTML document (no script, no
+-- external resource; charts in inline SVG) describing the database's
+-- retention as of now: policy and legal bases, every protected column,
+-- the age of the oldest clear value against its window, overdue and held
+-- rows, the holds register, consents counted, the sweep history, the audit
+-- chain and its head, and whatever copies or gaps report() finds.  It
+-- names no subscriber: it reads holds without their subscriber column and
+-- consents through consent_summary.  SECURITY INVOKER: it reads what its
+-- caller may read (retention_auditor or retention_admin).  tools/dossier
+-- writes it to a file, prints it to PDF and records both hashes with
+-- record_dossier().
+--------------------------------------------------------------------------
+
+CREATE FUNCTION retention._html(v anyelement)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(
+		pg_catalog.replace(v::text, '&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'),
+		'''', '&#39;')
+$$;
+
+-- a horizontal bar chart in SVG: one bar per label, a tick per mark (a
+-- window), values and marks in the same unit
+CREATE FUNCTION retention._svg_bars(title text, labels text[], vals float8[], marks float8[],
+									unit text, mark_label text)
+RETURNS text
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	n		integer := coalesce(pg_catalog.cardinality(labels), 0);
+	top		float8;
+	w		integer := 560;		-- width of the plotting area
+	x0		integer := 230;		-- left margin, for the labels
+	rowh	integer := 26;
+	hgt		integer;
+	out		text;
+	i		integer;
+	bw		float8;
+	mx		float8;
+BEGIN
+	IF n = 0 THEN
+		RETURN '<p class="none">Nothing to chart.</p>';
+	END IF;
+	SELECT GREATEST(pg_catalog.max(x), 1) INTO top
+	  FROM pg_catalog.unnest(vals || marks) x WHERE x IS NOT NULL;
+	top := top * 1.1;
+	hgt := 40 + n * rowh + 30;
+	out := pg_catalog.format('<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" width="%s" height="%s" viewBox="0 0 %s %s">'
+							 '<title>%s</title>'
+							 '<text x="0" y="16" class="ct">%s</text>',
+							 x0 + w + 90, hgt, x0 + w + 90, hgt, retention._html(title), retention._html(title));
+	FOR i IN 1 .. n LOOP
+		bw := coalesce(vals[i], 0) / top * w;
+		out := out || pg_catalog.format(
+			'<text x="%s" y="%s" text-anchor="end" class="cl">%s</text>'
+			'<rect class="bar%s" x="%s" y="%s" width="%s" height="%s"><title>%s: %s %s</title></rect>'
+			'<text x="%s" y="%s" class="cv">%s %s</text>',
+			x0 - 6, 40 + (i - 1) * rowh + 15, retention._html(labels[i]),
+			CASE WHEN marks[i] IS NOT NULL AND vals[i] > marks[i] THEN ' over' ELSE '' END,
+			x0, 40 + (i - 1) * rowh + 3, pg_catalog.round(bw::numeric, 1), rowh - 8,
+			retention._html(labels[i]), pg_catalog.round(coalesce(vals[i], 0)::numeric, 1), unit,
+			x0 + pg_catalog.round(bw::numeric, 1) + 4, 40 + (i - 1) * rowh + 15,
+			pg_catalog.round(coalesce(vals[i], 0)::numeric, 1), unit);
+		IF marks[i] IS NOT NULL THEN
+			mx := x0 + marks[i] / top * w;
+			out := out || pg_catalog.format(
+				'<line class="mark" x1="%s" y1="%s" x2="%s" y2="%s"><title>%s: %s %s</title></line>',
+				pg_catalog.round(mx::numeric, 1), 40 + (i - 1) * rowh, pg_catalog.round(mx::numeric, 1),
+				40 + i * rowh - 4, retention._html(mark_label), pg_catalog.round(marks[i]::numeric, 1), unit);
+		END IF;
+	END LOOP;
+	out := out || pg_catalog.format('<line class="axis" x1="%s" y1="34" x2="%s" y2="%s"/>', x0, x0, 40 + n * rowh);
+	IF pg_catalog.array_position(marks, NULL) IS NULL OR EXISTS (SELECT 1 FROM pg_catalog.unnest(marks) m WHERE m IS NOT NULL) THEN
+		out := out || pg_catalog.format(
+			'<line class="mark" x1="%s" y1="%s" x2="%s" y2="%s"/><text x="%s" y="%s" class="cl">%s</text>',
+			x0, hgt - 12, x0 + 20, hgt - 12, x0 + 26, hgt - 8, retention._html(mark_label));
+	END IF;
+	RETURN out || '</svg>';
+END
+$$;
+
+CREATE FUNCTION retention.dossier()
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+SET intervalstyle = postgres
+SET datestyle = 'ISO, YMD'
+SET timezone = 'UTC'
+AS $$
+DECLARE
+	h		text;
+	a		record;
+	rows	text;
+	labels	text[];
+	vals	float8[];
+	marks	float8[];
+	n_over	bigint;
+	n_held	bigint;
+	rep		jsonb;
+	runs	jsonb;
+BEGIN
+	-- report() once: it reads every protected table
+	SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(rr)), '[]') INTO rep FROM retention.report() rr;
+	SELECT * INTO a FROM retention.verify_audit_log();
+	SELECT coalesce(pg_catalog.sum(d.overdue_rows), 0), coalesce(pg_catalog.sum(d.held_rows), 0)
+	  INTO n_over, n_held FROM pg_catalog.jsonb_to_recordset(rep) AS d("table" text, "column" text, kind text, type text, purposes text[], "window" interval, method text, rows_in_clear bigint, oldest_clear timestamptz, overdue_rows bigint, held_rows bigint, last_sweep timestamptz, note text) WHERE d.kind = 'tagged';
+
+	h := pg_catalog.format($h$<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="generator" content="retention %s">
+<meta name="generated" content="%s">
+<title>Retention compliance dossier: %s, %s</title>
+<style>
+body { font-family: "DejaVu Sans", Arial, sans-serif; font-size: 10pt; margin: 2em; color: #111; }
+h1 { font-size: 18pt; margin-bottom: 0.2em; } h2 { font-size: 13pt; border-bottom: 1px solid #888; margin-top: 1.6em; }
+table { border-collapse: collapse; margin: 0.5em 0; } th, td { border: 1px solid #aaa; padding: 2px 6px; text-align: left; vertical-align: top; }
+th { background: #eee; } td.n { text-align: right; } .none { color: #555; font-style: italic; }
+.ok { color: #060; font-weight: bold; } .bad { color: #b00; font-weight: bold; }
+svg.chart { display: block; margin: 0.5em 0; } .ct { font-weight: bold; font-size: 11px; } .cl, .cv { font-size: 10px; }
+rect.bar { fill: #4a7ab5; } rect.bar.over { fill: #c0392b; } line.mark { stroke: #000; stroke-width: 2; stroke-dasharray: 3 2; } line.axis { stroke: #444; }
+code { font-size: 9pt; } @media print { h2 { page-break-after: avoid; } table, svg { page-break-inside: avoid; } }
+</style></head><body>
+<h1>Retention compliance dossier</h1>
+<p>Database <b>%s</b>, generated <b>%s UTC</b> by <b>%s</b> with retention %s on %s.</p>
+<p>Summary: <span class="%s">%s rows overdue</span>, %s rows held past their deadline, audit chain <span class="%s">%s</span> (%s rows, head %s).</p>
+$h$,
+		retention._html((SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'retention')),
+		pg_catalog.to_char(pg_catalog.now(), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+		retention._html(pg_catalog.current_database()), pg_catalog.to_char(pg_catalog.now(), 'YYYY-MM-DD'),
+		retention._html(pg_catalog.current_database()),
+		pg_catalog.to_char(pg_catalog.now(), 'YYYY-MM-DD HH24:MI:SS'),
+		retention._html(session_user),
+		retention._html((SELECT e.extversion FROM pg_catalog.pg_extension e WHERE e.extname = 'retention')),
+		retention._html(pg_catalog.split_part(pg_catalog.version(), ',', 1)),
+		CASE WHEN n_over = 0 THEN 'ok' ELSE 'bad' END, n_over, n_held,
+		CASE WHEN a.valid THEN 'ok' ELSE 'bad' END, CASE WHEN a.valid THEN 'valid' ELSE 'BROKEN' END,
+		a.rows_checked, coalesce(a.head_id::text, 'none'));
+
+	-- 1. the regime and the policy
+	h := h || '<h2>1. Law and policy in force</h2>';
+	IF pg_catalog.to_regclass('retention.regime') IS NOT NULL THEN
+		EXECUTE 'SELECT pg_catalog.string_agg(pg_catalog.format(''<tr><th>%s</th><td><code>%s</code></td></tr>'','
+				|| ' retention._html(e.key), retention._html(e.value)), '''' ORDER BY e.key)'
+				|| ' FROM retention.regime g, LATERAL pg_catalog.jsonb_each_text(pg_catalog.to_jsonb(g)) e'
+		   INTO rows;
+		h := h || '<p>Regimes (<code>retention.regime</code>):</p><table>' || coalesce(rows, '') || '</table>';
+	ELSE
+		h := h || '<p>French Code des postes et des communications électroniques (CPCE), article L34-1 and R10-13 to R10-14: traffic data are erased or made anonymous, except for the purposes and periods below.</p>';
+	END IF;
+	SELECT pg_catalog.string_agg(pg_catalog.format('<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>',
+			retention._html(p.purpose), coalesce(retention._html(p."window"), 'each consent''s own'),
+			coalesce(retention._html(p.ceiling), 'the contract''s end'), retention._html(p.legal_basis)), '' ORDER BY p.purpose)
+	  INTO rows FROM retention.policy p;
+	h := h || '<table><tr><th>purpose</th><th>window</th><th>legal ceiling</th><th>legal basis</th></tr>'
+		   || coalesce(rows, '') || '</table>';
+	SELECT pg_catalog.string_agg(pg_catalog.format('<li>%s set to %s on %s</li>', retention._html(l.object),
+			retention._html(l.details->>'new'), pg_catalog.to_char(l.at, 'YYYY-MM-DD')), '' ORDER BY l.id)
+	  INTO rows FROM retention.audit_log l WHERE l.action = 'set_window';
+	IF rows IS NOT NULL THEN
+		h := h || '<p>Window changes (audit log):</p><ul>' || rows || '</ul>';
+	END IF;
+
+	-- 2. tables and columns
+	h := h || '<h2>2. Protected tables and columns</h2>';
+	SELECT pg_catalog.string_agg(pg_catalog.format(
+			'<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td class="n">%s</td><td>%s</td><td class="n">%s</td><td class="n">%s</td><td>%s</td></tr>',
+			retention._html(d."table"), retention._html(d."column"), retention._html(d.type),
+			retention._html(pg_catalog.array_to_string(d.purposes, ', ')),
+			coalesce(retention._html(d."window"), 'consent'),
+			retention._html((SELECT pg_catalog.string_agg(p.legal_basis, '; ' ORDER BY p.purpose)
+							   FROM retention.policy p WHERE p.purpose = ANY (d.purposes))),
+			retention._html(d.method), d.rows_in_clear,
+			coalesce(pg_catalog.to_char(d.oldest_clear, 'YYYY-MM-DD HH24:MI'), '-'),
+			d.overdue_rows, d.held_rows,
+			coalesce(pg_catalog.to_char(d.last_sweep, 'YYYY-MM-DD HH24:MI'), 'never')), ''
+			ORDER BY d."table"::text, d."column")
+	  INTO rows FROM pg_catalog.jsonb_to_recordset(rep) AS d("table" text, "column" text, kind text, type text, purposes text[], "window" interval, method text, rows_in_clear bigint, oldest_clear timestamptz, overdue_rows bigint, held_rows bigint, last_sweep timestamptz, note text) WHERE d.kind = 'tagged';
+	h := h || CASE WHEN rows IS NULL THEN '<p class="none">No protected table.</p>' ELSE
+		'<table><tr><th>table</th><th>column</th><th>type</th><th>purposes</th><th>window</th><th>legal basis</th><th>on expiry</th><th>rows in clear</th><th>oldest in clear</th><th>overdue</th><th>held</th><th>last sweep</th></tr>'
+		|| rows || '</table>' END;
+	SELECT pg_catalog.string_agg(pg_catalog.format('<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>',
+			retention._html(p.relid), retention._html(p.ended_at), retention._html(p.on_expiry),
+			retention._html(p.subscriber)), '' ORDER BY p.relid::text)
+	  INTO rows FROM retention.protected_table p;
+	IF rows IS NOT NULL THEN
+		h := h || '<p>Deadlines count from:</p><table><tr><th>table</th><th>end of the call</th><th>on expiry</th><th>subscriber column</th></tr>'
+			   || rows || '</table>';
+	END IF;
+
+	-- 3. the age of what is in clear against each window
+	SELECT pg_catalog.array_agg(d."table"::text || '.' || d."column" ORDER BY d."table"::text, d."column"),
+		   pg_catalog.array_agg(coalesce(pg_catalog.date_part('epoch', pg_catalog.now() - d.oldest_clear) / 86400, 0)
+								ORDER BY d."table"::text, d."column"),
+		   pg_catalog.array_agg(pg_catalog.date_part('epoch', (pg_catalog.now() - (pg_catalog.now() - d."window"))) / 86400
+								ORDER BY d."table"::text, d."column")
+	  INTO labels, vals, marks
+	  FROM pg_catalog.jsonb_to_recordset(rep) AS d("table" text, "column" text, kind text, type text, purposes text[], "window" interval, method text, rows_in_clear bigint, oldest_clear timestamptz, overdue_rows bigint, held_rows bigint, last_sweep timestamptz, note text) WHERE d.kind = 'tagged';
+	h := h || '<h2>3. Age of the oldest value in clear, against its window</h2>'
+		   || retention._svg_bars('Oldest value in clear (days); dashed: the window', labels, vals, marks, 'd', 'window')
+		   || '<p>A red bar is older than its window: held by a hold, or overdue. Marketing columns have no window of their own: each consent''s.</p>';
+	h := h || pg_catalog.format('<p>Overdue rows: <b class="%s">%s</b>. Rows held past their deadline: <b>%s</b>.</p>',
+								CASE WHEN n_over = 0 THEN 'ok' ELSE 'bad' END, n_over, n_held);
+
+	-- 4. holds
+	SELECT pg_catalog.string_agg(pg_catalog.format(
+			'<tr><td class="n">%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s to %s</td><td>%s</td><td>%s by %s</td><td>%s</td></tr>',
+			x.id, retention._html(x.relid), retention._html(x.reason), retention._html(x.reference),
+			pg_catalog.to_char(x.from_ts, 'YYYY-MM-DD'), pg_catalog.to_char(x.to_ts, 'YYYY-MM-DD'),
+			coalesce(pg_catalog.to_char(x.until, 'YYYY-MM-DD'), '-'),
+			pg_catalog.to_char(x.placed_at, 'YYYY-MM-DD'), retention._html(x.placed_by),
+			CASE WHEN x.released_at IS NULL THEN 'in force'
+				 ELSE pg_catalog.format('released %s by %s%s', pg_catalog.to_char(x.released_at, 'YYYY-MM-DD'),
+										retention._html(x.released_by),
+										coalesce(': ' || retention._html(x.release_note), '')) END), '' ORDER BY x.id)
+	  INTO rows
+	  FROM (SELECT hh.id, hh.relid, hh.reason, hh.reference, hh.from_ts, hh.to_ts, hh.until, hh.placed_at,
+				   hh.placed_by, hh.released_at, hh.released_by, hh.release_note FROM retention.hold hh) x;
+	h := h || '<h2>4. Holds register</h2>' || CASE WHEN rows IS NULL THEN '<p class="none">No hold.</p>' ELSE
+		'<table><tr><th>id</th><th>table</th><th>reason (authority)</th><th>reference</th><th>calls</th><th>until</th><th>placed</th><th>release</th></tr>'
+		|| rows || '</table><p>The subscribers held are in <code>retention.hold</code>, not here.</p>' END;
+
+	-- 5. consents
+	SELECT pg_catalog.string_agg(pg_catalog.format('<tr><td>%s</td><td class="n">%s</td></tr>',
+			retention._html(c.state), c.consents), '')
+	  INTO rows FROM retention.consent_summary c;
+	h := h || '<h2>5. Marketing consents</h2><table><tr><th>state</th><th>consents</th></tr>' || coalesce(rows, '') || '</table>';
+
+	-- 6. sweeps
+	SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+			'run_id', g.run_id, 'started', g.started, 'cutoff', g.cutoff, 'tables', g.tables, 'status', g.status,
+			'anonymized', g.anonymized, 'deleted', g.deleted, 'held', g.held, 'skipped', g.skipped,
+			'lag', g.lag)), '[]')
+	  INTO runs
+	  FROM (SELECT g0.*, g0.cutoff - pg_catalog.lag(g0.cutoff) OVER (ORDER BY g0.run_id) AS lag FROM
+		   (SELECT l.run_id, pg_catalog.min(l.started_at) AS started, pg_catalog.max(l.cutoff) AS cutoff,
+				   pg_catalog.count(*) AS tables,
+				   pg_catalog.string_agg(DISTINCT l.status, ', ') AS status,
+				   pg_catalog.sum(l.rows_anonymized) AS anonymized, pg_catalog.sum(l.rows_deleted) AS deleted,
+				   pg_catalog.sum(l.rows_held) AS held, pg_catalog.sum(l.rows_skipped) AS skipped
+			  FROM retention.sweep_log l GROUP BY l.run_id) g0) g;
+	SELECT pg_catalog.string_agg(pg_catalog.format(
+			'<tr><td class="n">%s</td><td>%s</td><td class="n">%s</td><td>%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td class="n">%s</td><td>%s</td></tr>',
+			x.run_id, pg_catalog.to_char(x.started, 'YYYY-MM-DD HH24:MI'), x.tables, retention._html(x.status),
+			x.anonymized, x.deleted, x.held, x.skipped, coalesce(retention._html(pg_catalog.justify_hours(pg_catalog.date_trunc('second', x.lag))), 'first run')), ''
+			ORDER BY x.run_id DESC)
+	  INTO rows FROM (SELECT * FROM pg_catalog.jsonb_to_recordset(runs) AS y(run_id bigint, started timestamptz, cutoff timestamptz, tables bigint, status text, anonymized bigint, deleted bigint, held bigint, skipped bigint, lag interval) ORDER BY run_id DESC LIMIT 60) x;
+	SELECT pg_catalog.array_agg('run ' || x.run_id || ' ' || pg_catalog.to_char(x.started, 'MM-DD HH24:MI') ORDER BY x.run_id),
+		   pg_catalog.array_agg((x.anonymized + x.deleted)::float8 ORDER BY x.run_id),
+		   pg_catalog.array_agg(NULL::float8 ORDER BY x.run_id)
+	  INTO labels, vals, marks FROM (SELECT * FROM pg_catalog.jsonb_to_recordset(runs) AS y(run_id bigint, started timestamptz, cutoff timestamptz, tables bigint, status text, anonymized bigint, deleted bigint, held bigint, skipped bigint, lag interval) ORDER BY run_id DESC LIMIT 30) x;
+	h := h || '<h2>6. Sweeps</h2>' || CASE WHEN rows IS NULL THEN '<p class="none">No sweep yet.</p>' ELSE
+		retention._svg_bars('Rows erased or anonymized per sweep run (last 30)', labels, vals, marks, 'rows', '')
+		|| (SELECT retention._svg_bars('Longest wait past a deadline: time since the previous run''s cutoff (hours)',
+				pg_catalog.array_agg('run ' || x.run_id ORDER BY x.run_id),
+				pg_catalog.array_agg(pg_catalog.date_part('epoch', x.lag) / 3600 ORDER BY x.run_id),
+				pg_catalog.array_agg(NULL::float8 ORDER BY x.run_id), 'h', '')
+			  FROM (SELECT * FROM pg_catalog.jsonb_to_recordset(runs) AS y(run_id bigint, started timestamptz, cutoff timestamptz, tables bigint, status text, anonymized bigint, deleted bigint, held bigint, skipped bigint, lag interval) WHERE y.lag IS NOT NULL ORDER BY run_id DESC LIMIT 30) x)
+		|| '<table><tr><th>run</th><th>started (UTC)</th><th>tables</th><th>status</th><th>anonymized</th><th>deleted</th><th>held back</th><th>skipped (locked)</th><th>wait past deadline, at most</th></tr>'
+		|| rows || '</table>' END;
+	SELECT pg_catalog.string_agg(pg_catalog.format('<tr><td>%s</td><td>%s</td><td class="n">%s</td><td class="n">%s</td></tr>',
+			retention._html(w.relid), retention._html(w.action), w.n, w.total), '' ORDER BY w.relid::text, w.action)
+	  INTO rows FROM (SELECT wl.relid, wl.action, pg_catalog.count(*) AS n, pg_catalog.sum(wl.rows) AS total
+						FROM retention.write_log wl GROUP BY wl.relid, wl.action) w;
+	IF rows IS NOT NULL THEN
+		h := h || '<p>Rows fixed as they were written (<code>write_log</code>):</p><table><tr><th>table</th><th>action</th><th>statements</th><th>rows</th></tr>'
+			   || rows || '</table>';
+	END IF;
+
+	-- 7. copies and gaps
+	SELECT pg_catalog.string_agg(pg_catalog.format('<tr><td>%s</td><td>%s</td><td>%s</td><td class="n">%s</td><td>%s</td></tr>',
+			coalesce(retention._html(d."table"), '-'), retention._html(d.kind), coalesce(retention._html(d."column"), '-'),
+			coalesce(d.rows_in_clear::text, '-'), retention._html(d.note)), '' ORDER BY d.kind, d."table"::text, d."column")
+	  INTO rows FROM pg_catalog.jsonb_to_recordset(rep) AS d("table" text, "column" text, kind text, type text, purposes text[], "window" interval, method text, rows_in_clear bigint, oldest_clear timestamptz, overdue_rows bigint, held_rows bigint, last_sweep timestamptz, note text) WHERE d.kind NOT IN ('tagged', 'untagged');
+	h := h || '<h2>7. Copies found, and what keeps retention from applying</h2>' ||
+		CASE WHEN rows IS NULL THEN '<p class="ok">None: no materialized view, generated column, index or other table copies a tagged column, and retention applies everywhere.</p>'
+		ELSE '<table><tr><th>relation</th><th>kind</th><th>column</th><th>values in clear</th><th>note</th></tr>' || rows || '</table>' END;
+	SELECT pg_catalog.string_agg(pg_catalog.format('%s.%s', retention._html(d."table"), retention._html(d."column")), ', '
+								 ORDER BY d."table"::text, d."column")
+	  INTO rows FROM pg_catalog.jsonb_to_recordset(rep) AS d("table" text, "column" text, kind text, type text, purposes text[], "window" interval, method text, rows_in_clear bigint, oldest_clear timestamptz, overdue_rows bigint, held_rows bigint, last_sweep timestamptz, note text) WHERE d.kind = 'untagged';
+	h := h || '<p>Columns declared non-personal technical data (untagged): ' || coalesce(rows, 'none') || '.</p>';
+
+	-- 8. the audit log
+	SELECT pg_catalog.string_agg(pg_catalog.format('<tr><td>%s</td><td class="n">%s</td><td>%s</td></tr>',
+			retention._html(x.action), x.n, pg_catalog.to_char(x.last, 'YYYY-MM-DD HH24:MI')), '' ORDER BY x.action)
+	  INTO rows FROM (SELECT l.action, pg_catalog.count(*) AS n, pg_catalog.max(l.at) AS last
+						FROM retention.audit_log l GROUP BY l.action) x;
+	h := h || pg_catalog.format('<h2>8. Audit log</h2><p>Hash chain verification: <span class="%s">%s</span>, %s rows checked%s.</p>'
+								'<p>Head: row <b>%s</b>, SHA-256 <code>%s</code>. Note them: a later visit finds the same row with the same hash, or the log was cut.</p>',
+								CASE WHEN a.valid THEN 'ok' ELSE 'bad' END, CASE WHEN a.valid THEN 'valid' ELSE 'BROKEN' END,
+								a.rows_checked,
+								CASE WHEN a.valid THEN '' ELSE pg_catalog.format(', first broken row %s: %s', a.first_broken_id, retention._html(a.problem)) END,
+								coalesce(a.head_id::text, 'none'), coalesce(a.head_hash, '-'))
+		   || '<table><tr><th>action</th><th>rows</th><th>last</th></tr>' || coalesce(rows, '') || '</table>';
+	h := h || '<p>This document''s SHA-256 is recorded in the audit log (action <code>dossier</code>) by <code>tools/dossier</code>, after this head: check a copy with <code>sha256sum</code> and <code>SELECT * FROM retention.audit_log WHERE details-&gt;&gt;''sha256'' = ''...''</code>.</p>';
+	RETURN h || '</body></html>' || E'\n';
+END
+$$;
+COMMENT ON FUNCTION retention.dossier() IS
+	'The compliance dossier: a self-contained HTML document on the database''s retention now, naming no subscriber';
+REVOKE ALL ON FUNCTION retention.dossier() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.dossier() TO retention_admin, retention_auditor;
+
 /*------------------------------------------------------------------------
  * Every search_path pinned with pg_temp last (issue 13, item 1)
  *

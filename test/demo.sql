@@ -1,5 +1,7 @@
--- make demo: a tour of retention on a small CDR table.
-\pset null '∅'
+-- make demo: a tour of retention on a small CDR table.  Every comment,
+-- statement and result is printed; an ERROR below is the point of its step
+-- (the comment above it says why), and a NULL shows as (null).
+\pset null '(null)'
 \set SHOW_CONTEXT never
 
 CREATE EXTENSION retention CASCADE;
@@ -7,6 +9,7 @@ CREATE EXTENSION retention CASCADE;
 -- 1. The policy: each purpose's window, its legal ceiling and basis.
 --    A window can be shortened, never set past its ceiling.
 SELECT purpose, "window", ceiling, legal_basis FROM retention.policy;
+--    Setting billing past its one-year ceiling fails:
 \set ON_ERROR_STOP 0
 SELECT retention.set_window('billing', '2 years');
 \set ON_ERROR_STOP 1
@@ -25,7 +28,8 @@ CREATE TABLE cdr (
 );
 \d cdr
 
--- identifiers are validated and normalized on the way in
+-- identifiers are validated and normalized on the way in: this IMEI's
+-- check digit is wrong, so the row is refused
 \set ON_ERROR_STOP 0
 INSERT INTO cdr (caller, callee, imei, cell, started_at) VALUES
 	('+33612345678', '+33698765432', '490154203237519', '208-01-1234-5678', now());
@@ -71,6 +75,7 @@ SELECT retention.grant_consent('+33610000003', valid_until => now() + interval '
 -- 5. The report before the sweep: what is in clear, overdue, held
 SELECT "column", kind, purposes, "window", method, rows_in_clear, overdue_rows, held_rows, note
   FROM retention.report();
+-- verify() raises while anything is overdue: here, before the sweep
 \set ON_ERROR_STOP 0
 SELECT retention.verify();
 \set ON_ERROR_STOP 1
@@ -93,6 +98,7 @@ CREATE ROLE billing_team;
 SELECT retention.expose('cdr', 'billing', to_role => 'billing_team');
 SET ROLE billing_team;
 SELECT count(*) AS billing_rows, min(ended_at)::date AS oldest FROM cdr_billing;
+-- but not the table itself
 \set ON_ERROR_STOP 0
 SELECT imei FROM cdr LIMIT 1;
 \set ON_ERROR_STOP 1

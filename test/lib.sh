@@ -56,7 +56,8 @@ ret_as_user()
 	if [ "$(id -u)" -eq 0 ]; then
 		local v envs=()
 		for v in PATH PGHOST PGPORT PGUSER PGDATABASE PERL5LIB TESTDIR TESTDATADIR TESTLOGDIR \
-			PG_REGRESS PROVE_TESTS PGTZ RETENTION_TEST_KEEP RETENTION_BENCH_ROWS; do
+			PG_REGRESS PROVE_TESTS PGTZ RETENTION_TEST_KEEP RETENTION_BENCH_ROWS \
+			RETENTION_REQUIRE_BROWSER; do
 			[ -n "${!v:-}" ] && envs+=("$v=${!v}")
 		done
 		# from the caller's directory if the user may enter it (the TAP tests
