@@ -81,7 +81,9 @@ typedef enum RetentionValueForm
 {
 	RV_CLEAR,
 	RV_GENERALIZED,				/* e.g. "33612*", "208-01-1234" */
-	RV_PSEUDONYM				/* "~k<key id>:<hex>" from method hash */
+	RV_PSEUDONYM,				/* "~k<key id>:<hex>" from method hash */
+	RV_EMPTY					/* "": nothing, the erased form of a NOT NULL
+								 * column whose default is the empty value */
 } RetentionValueForm;
 
 /* a pseudonym shows this many hex digits of its HMAC (96 bits) */
