@@ -87,11 +87,8 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Valid methods are erase, generalize and hash.';
 	END IF;
-	IF method = 'generalize' AND t.type = 'retention.ident'::pg_catalog.regtype THEN
-		RAISE EXCEPTION 'type retention.ident cannot be generalized'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'An identifier has no coarser form: use erase or hash.';
-	END IF;
+	-- (issue 17) generalize applies to ident too: an IP address keeps its
+	-- /24 or /48 prefix, any other identifier is erased
 	IF method <> 'erase' AND EXISTS (
 			SELECT 1 FROM pg_catalog.pg_constraint con
 			 WHERE con.conrelid = tbl AND con.contype IN ('f', 'c') AND a.attnum = ANY (con.conkey)) THEN
@@ -1667,3 +1664,13 @@ COMMENT ON FUNCTION retention.protect(regclass, name, name, text, name) IS
 
 REVOKE ALL ON FUNCTION retention.protect(regclass, name, name, text, name) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION retention.protect(regclass, name, name, text, name) TO retention_admin;
+
+-- ---------------------------------------------------------------------
+-- Issue 17: IP addresses as idents.  FreeRADIUS writes its framed
+-- addresses as inet (NULLIF(...)::inet); a column of type inet or cidr
+-- becomes an ident by ALTER COLUMN ... TYPE alone, and its writer's
+-- statements keep working.  (generalize keeps an IP address's /24 or /48
+-- prefix: src/types.c, src/anonymize.c.)
+-- ---------------------------------------------------------------------
+CREATE CAST (inet AS retention.ident) WITH INOUT AS ASSIGNMENT;
+CREATE CAST (cidr AS retention.ident) WITH INOUT AS ASSIGNMENT;

@@ -108,6 +108,7 @@ extern bool retention_normalize(RetentionTypeKind kind, const char *str, int len
 								StringInfo out, Node *escontext);
 extern RetentionValueForm retention_value_form(RetentionTypeKind kind,
 											   const char *str, int len);
+extern text *retention_ip_generalize(const char *str, int len);
 
 /*
  * anonymize.c
