@@ -7,6 +7,8 @@
 # they install the packages they need first.
 #   make deb        the Debian packages postgresql-NN-retention, in build/deb/
 #   make test-deb   (root) build, install and try the package, then remove it
+#   make test-clients  the real writers end to end (Kamailio + SIPp, FreeRADIUS +
+#                   radclient, loopback only): test/clients/run
 
 MODULE_big = retention
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
@@ -46,7 +48,7 @@ all:
 	@exit 1
 endif
 
-.PHONY: test demo bench fuzz valgrind-check deb test-deb fresh-machine
+.PHONY: test demo bench fuzz valgrind-check deb test-deb fresh-machine test-clients
 
 test:
 	@test/run-tests
@@ -59,6 +61,9 @@ bench:
 
 fuzz:
 	@test/fuzz/run
+
+test-clients:
+	@test/clients/run
 
 valgrind-check:
 	@RETENTION_VALGRIND=1 test/run-tests --only regress
