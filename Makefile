@@ -14,6 +14,8 @@
 #   make test-dossier   the dossier and monitoring tests with a real browser and
 #                   postgres_exporter (as root, installs chromium, poppler-utils,
 #                   prometheus-postgres-exporter)
+#   make test-clients  the real writers end to end (Kamailio + SIPp, FreeRADIUS +
+#                   radclient, loopback only): test/clients/run
 
 MODULE_big = retention
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
@@ -53,7 +55,8 @@ all:
 	@exit 1
 endif
 
-.PHONY: test demo bench fuzz valgrind-check deb test-deb fresh-machine dossier test-dossier
+.PHONY: test demo bench fuzz valgrind-check deb test-deb fresh-machine dossier test-dossier \
+	test-clients
 
 # PG=NN: the same, against PostgreSQL NN in a Debian chroot
 IN_CHROOT = $(if $(PG),test/run-in-chroot $(PG) )
@@ -69,6 +72,9 @@ bench:
 
 fuzz:
 	@$(IN_CHROOT)test/fuzz/run
+
+test-clients:
+	@test/clients/run
 
 valgrind-check:
 	@RETENTION_VALGRIND=1 test/run-tests --only regress

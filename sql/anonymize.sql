@@ -66,7 +66,7 @@ SELECT v AS cell, retention.anonymize(v::retention.cell, 'generalize') AS genera
   FROM (VALUES ('208-01-1234-5678'), ('208-010-42-123'), ('208-01-16777215-68719476735'),
 			   ('208-01-1234')) t(v);
 
--- ident has no generalized form
+-- an ident that is not an IP address has no coarser form: generalizing erases it
 SELECT retention.anonymize('sip:alice@example.net'::retention.ident, 'generalize');
 \echo :LAST_ERROR_SQLSTATE
 

@@ -7,6 +7,7 @@ SET search_path = public;
 -- msisdn: E.164, optional "+", 6 to 15 digits, stored as digits
 SELECT '+33612345678'::retention.msisdn AS plus, '33612345678'::retention.msisdn AS digits,
 	   '123456'::retention.msisdn AS shortest, '123456789012345'::retention.msisdn AS longest;
+-- the empty value: nothing, what erasing leaves in a NOT NULL column
 SELECT ''::retention.msisdn;
 \echo :LAST_ERROR_SQLSTATE
 SELECT '12345'::retention.msisdn;

@@ -12,7 +12,8 @@
  *	 generalize   a coarser value of the same type, in the generalized form
  *				  the type accepts (see types.c): msisdn keeps its country
  *				  code and operator prefix, imsi its MCC+MNC, imei its TAC,
- *				  cell its MCC-MNC-AREA; ident has none
+ *				  cell its MCC-MNC-AREA; ident, when it is an IP address,
+ *				  its /24 (IPv4) or /48 (IPv6) prefix, and nothing otherwise
  *	 hash		  a keyed HMAC-SHA-256 of the normalized value, computed by
  *				  pgcrypto, as ~k<key id>:<24 hex digits>
  *
@@ -134,11 +135,14 @@ method_unknown_error(const char *name)
 			 errhint("Valid methods are erase, generalize and hash.")));
 }
 
-/* ident values have no coarser form: they are erased or hashed only */
+/*
+ * Every type has every method.  (An ident generalizes only when it is an IP
+ * address; any other ident has no coarser form, and generalizing erases it.)
+ */
 bool
 retention_method_supported(RetentionTypeKind kind, RetentionMethod method)
 {
-	return !(kind == RT_IDENT && method == RM_GENERALIZE);
+	return true;
 }
 
 static void
@@ -350,7 +354,7 @@ digits_star(const char *str, int keep)
 }
 
 /*
- * The generalization of a value of type kind (not ident) in the normal
+ * The generalization of a value of type kind in the normal
  * form, clear or generalized.  A generalized value finer than the rule
  * (e.g. "336123456*", which the type accepts) is cut down to it; otherwise
  * it is returned as is.
@@ -384,6 +388,11 @@ generalize(RetentionTypeKind kind, text *value, const char *str, int len,
 				if (str[i] == '-' && ++dashes == 3)
 					break;
 			return cstring_to_text_with_len(str, i);
+		case RT_IDENT:
+			/* an IP address keeps its /24 or /48; anything else goes */
+			if (form == RV_GENERALIZED)
+				return value;
+			return retention_ip_generalize(str, len);
 		default:
 			elog(ERROR, "unexpected retention type kind %d", (int) kind);
 			return NULL;		/* keep compiler quiet */

@@ -555,6 +555,7 @@ build_table(RetentionTable *t)
 		t->columns[t->ncolumns].kind = (RetentionTypeKind) kind;
 		t->columns[t->ncolumns].purposes = purpose_set_from_typmod(att->atttypmod);
 		t->columns[t->ncolumns].method = RM_ERASE;
+		t->columns[t->ncolumns].notnull = att->attnotnull;
 		if (t->columns[t->ncolumns].purposes & PURPOSE_BIT(RETENTION_MARKETING))
 			t->has_marketing = true;
 		t->ncolumns++;
@@ -1078,7 +1079,10 @@ effective_method(const RetentionColumn *c, bool fully_due, bool may_hash)
 	return c->method;
 }
 
-/* does value (not NULL) still need method applied? */
+/*
+ * does value (not NULL) still need method applied?  The empty value holds
+ * nothing: it is what erasing leaves in a NOT NULL column.
+ */
 static bool
 value_needs(const RetentionColumn *c, RetentionMethod m, Datum value)
 {
@@ -1086,6 +1090,8 @@ value_needs(const RetentionColumn *c, RetentionMethod m, Datum value)
 	RetentionValueForm form = retention_value_form(c->kind, VARDATA_ANY(v),
 												   VARSIZE_ANY_EXHDR(v));
 
+	if (form == RV_EMPTY)
+		return false;
 	switch (m)
 	{
 		case RM_ERASE:
@@ -1159,6 +1165,9 @@ expiry_apply(const RetentionTable *t, uint64 due, bool fully_due, bool may_hash,
 		if (!value_needs(c, m, values[a - 1]))
 			continue;
 		result = retention_anonymize_value(c->kind, DatumGetTextPP(values[a - 1]), m);
+		/* a NOT NULL column is erased to the empty value (protect() checks) */
+		if (result == NULL && c->notnull)
+			result = cstring_to_text("");
 		values[a - 1] = PointerGetDatum(result);
 		isnull[a - 1] = (result == NULL);
 		replace[a - 1] = true;

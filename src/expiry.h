@@ -34,6 +34,7 @@ typedef struct RetentionColumn
 	RetentionTypeKind kind;
 	PurposeSet	purposes;
 	RetentionMethod method;		/* at the deadline (erase by default) */
+	bool		notnull;		/* erased to the empty value, not NULL */
 } RetentionColumn;
 
 /* what holds keep of a row (retention.hold reasons) */

@@ -17,10 +17,14 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "nodes/primnodes.h"
+#include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -33,6 +37,7 @@ PG_FUNCTION_INFO_V1(retention_due_prefilter_sql);
 PG_FUNCTION_INFO_V1(retention_anchor_bounded);
 PG_FUNCTION_INFO_V1(retention_instant);
 PG_FUNCTION_INFO_V1(retention_window_open);
+PG_FUNCTION_INFO_V1(retention_empty_default);
 
 /* the states _column_states() reports, one letter per tagged column */
 #define STATE_NULL			'n'		/* no value */
@@ -165,8 +170,10 @@ retention_column_states(PG_FUNCTION_ARGS)
 		uint64		bit = UINT64CONST(1) << i;
 		text	   *v;
 
-		if (PG_ARGISNULL(5 + i))
+		if (PG_ARGISNULL(5 + i) ||
+			VARSIZE_ANY_EXHDR(DatumGetTextPP(PG_GETARG_DATUM(5 + i))) == 0)
 		{
+			/* the empty value is erased too (a NOT NULL column's) */
 			states[i] = STATE_NULL;
 			continue;
 		}
@@ -266,8 +273,8 @@ retention_window_open(PG_FUNCTION_ARGS)
 }
 
 /*
- * retention._anonymized(value, type): is a tagged value (as text) erased or
- * generalized?  A value in clear, or a pseudonym (personal data as long as
+ * retention._anonymized(value, type): is a tagged value (as text) erased
+ * (NULL, or the empty value a NOT NULL column is erased to) or generalized?  A value in clear, or a pseudonym (personal data as long as
  * its key exists), is not.  For report() and verify() on the copies of
  * tagged values that no sweep reaches.
  */
@@ -287,6 +294,94 @@ retention_anonymized(PG_FUNCTION_ARGS)
 	kind = retention_type_kind(getBaseType(PG_GETARG_OID(1)));
 	if (kind == RT_NONE)
 		PG_RETURN_BOOL(false);
-	PG_RETURN_BOOL(retention_value_form((RetentionTypeKind) kind, VARDATA_ANY(value),
-										VARSIZE_ANY_EXHDR(value)) == RV_GENERALIZED);
+	switch (retention_value_form((RetentionTypeKind) kind, VARDATA_ANY(value),
+								 VARSIZE_ANY_EXHDR(value)))
+	{
+		case RV_GENERALIZED:
+		case RV_EMPTY:
+			PG_RETURN_BOOL(true);
+		case RV_CLEAR:
+		case RV_PSEUDONYM:
+			break;
+	}
+	PG_RETURN_BOOL(false);
+}
+
+/*
+ * Is node, a column default, the empty string whatever is evaluated?  Only
+ * a constant of a string type counts, under casts that keep a string as it
+ * is: built-in ones and retention's own (the types' input functions map
+ * the empty string to itself).  Nothing is evaluated: a default is the
+ * table owner's expression, and this runs as retention's owner.
+ */
+static bool
+empty_constant(Node *node)
+{
+	Oid			nsp = retention_schema_oid(true);
+
+	for (;;)
+	{
+		if (node == NULL)
+			return false;
+		if (IsA(node, Const))
+		{
+			Const	   *c = (Const *) node;
+			char		category;
+			bool		preferred;
+
+			if (c->constisnull || c->constlen != -1)
+				return false;
+			get_type_category_preferred(getBaseType(c->consttype), &category, &preferred);
+			return category == TYPCATEGORY_STRING &&
+				VARSIZE_ANY_EXHDR(DatumGetPointer(c->constvalue)) == 0;
+		}
+		else if (IsA(node, RelabelType))
+			node = (Node *) ((RelabelType *) node)->arg;
+		else if (IsA(node, CoerceToDomain))
+			node = (Node *) ((CoerceToDomain *) node)->arg;
+		else if (IsA(node, CoerceViaIO))
+		{
+			CoerceViaIO *io = (CoerceViaIO *) node;
+			Oid			target = getBaseType(io->resulttype);
+
+			if (target >= FirstNormalObjectId && retention_type_kind(target) == RT_NONE)
+				return false;
+			node = (Node *) io->arg;
+		}
+		else if (IsA(node, FuncExpr))
+		{
+			FuncExpr   *f = (FuncExpr *) node;
+
+			if ((f->funcformat != COERCE_IMPLICIT_CAST && f->funcformat != COERCE_EXPLICIT_CAST) ||
+				f->args == NIL ||
+				(f->funcid >= FirstNormalObjectId && get_func_namespace(f->funcid) != nsp))
+				return false;
+			node = (Node *) linitial(f->args);
+		}
+		else
+			return false;
+	}
+}
+
+/*
+ * retention._empty_default(tbl, column): is the column's default (its own,
+ * or its domain's) the empty value?  Then a NOT NULL tagged column can be
+ * erased to it: what a writer stores when it has nothing is what erasing
+ * leaves.
+ */
+Datum
+retention_empty_default(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Name		col = PG_GETARG_NAME(1);
+	AttrNumber	attnum = get_attnum(relid, NameStr(*col));
+	Relation	rel;
+	bool		result;
+
+	if (attnum <= 0)
+		PG_RETURN_BOOL(false);
+	rel = relation_open(relid, AccessShareLock);
+	result = empty_constant(build_column_default(rel, attnum));
+	relation_close(rel, AccessShareLock);
+	PG_RETURN_BOOL(result);
 }

@@ -87,11 +87,8 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Valid methods are erase, generalize and hash.';
 	END IF;
-	IF method = 'generalize' AND t.type = 'retention.ident'::pg_catalog.regtype THEN
-		RAISE EXCEPTION 'type retention.ident cannot be generalized'
-			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'An identifier has no coarser form: use erase or hash.';
-	END IF;
+	-- (issue 17) generalize applies to ident too: an IP address keeps its
+	-- /24 or /48 prefix, any other identifier is erased
 	IF method <> 'erase' AND EXISTS (
 			SELECT 1 FROM pg_catalog.pg_constraint con
 			 WHERE con.conrelid = tbl AND con.contype IN ('f', 'c') AND a.attnum = ANY (con.conkey)) THEN
@@ -802,12 +799,51 @@ BEGIN
 END
 $$;
 
+-- ---------------------------------------------------------------------
+-- Issue 17: NOT NULL tagged columns, as real writers ship them (Kamailio
+-- declares every column NOT NULL DEFAULT ''), are erased to the empty
+-- value.  It holds nothing; every tagged type accepts it.  Such a column
+-- can be protected when its default is the empty value (what the writer
+-- stores when it has nothing is what erasing leaves) and no check
+-- constraint names it (erasing must never make a write fail).
+-- ---------------------------------------------------------------------
+CREATE FUNCTION retention._empty_default(tbl regclass, col name)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'retention_empty_default'
+LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+-- the tagged columns of tbl and of its partitions that are NOT NULL and
+-- cannot be erased to the empty value, and why
+CREATE FUNCTION retention._unerasable_not_null(tbl regclass, OUT rel regclass, OUT attname name,
+											   OUT why text)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT l.relid::regclass, a.attname,
+		   CASE WHEN NOT retention._empty_default(l.relid::regclass, a.attname)
+				THEN 'its default is not the empty value'
+				ELSE 'a check constraint names it' END
+	  FROM (SELECT t.relid::pg_catalog.oid AS relid FROM pg_catalog.pg_partition_tree(tbl) t
+			 UNION
+			SELECT tbl::pg_catalog.oid) l
+	 CROSS JOIN retention.tagged_columns(tbl) t
+	  JOIN pg_catalog.pg_attribute a ON a.attrelid = l.relid AND a.attname = t.attname
+									AND a.attnum > 0 AND NOT a.attisdropped
+	 WHERE a.attnotnull
+	   AND (NOT retention._empty_default(l.relid::regclass, a.attname)
+			OR EXISTS (SELECT 1 FROM pg_catalog.pg_constraint con
+						WHERE con.conrelid = l.relid AND con.contype = 'c'
+						  AND a.attnum = ANY (con.conkey)))
+	 ORDER BY l.relid::regclass::text, a.attnum
+$$;
+
 -- What keeps retention from applying to a protected table now, one line
 -- each: its expiry triggers (on the table and on every partition) missing,
 -- disabled, or not firing in replica mode; rules, which rewrite what the
 -- triggers and the sweep do; inheritance children, whose rows show
 -- through the table but are never swept; tagged columns that cannot be
--- erased (NOT NULL).  Judged from the catalog, so that it holds whoever
+-- erased (NOT NULL without the empty default, or with a check constraint).  Judged from the catalog, so that it holds whoever
 -- made the change, event triggers or not.
 CREATE FUNCTION retention._enforcement_problems(tbl regclass, OUT kind text, OUT problem text)
 RETURNS SETOF record
@@ -874,10 +910,9 @@ AS $$
 	  JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
 	 WHERE NOT c.relispartition
 	UNION ALL
-	SELECT 'not null', format('purpose-tagged column %I of %s is NOT NULL: it cannot be erased', a.attname, tbl)
-	  FROM retention.tagged_columns(tbl) t
-	  JOIN pg_catalog.pg_attribute a ON a.attrelid = tbl AND a.attname = t.attname
-	 WHERE a.attnotnull
+	SELECT 'not null', format('purpose-tagged column %I of %s is NOT NULL and %s: it cannot be erased',
+							  u.attname, u.rel, u.why)
+	  FROM retention._unerasable_not_null(tbl) u
 	UNION ALL
 	SELECT 'pseudonym oracle',
 		   format('hashed column %I of %s can be read back by %s, who may write the table', m.attname, tbl,
@@ -940,7 +975,8 @@ $$;
 
 -- ddl_command_end: retention's triggers are not renamed nor replaced,
 -- disabled or made to skip replica mode, no rule is put on a protected
--- table, no tagged column of one becomes NOT NULL
+-- table, no tagged column of one becomes NOT NULL unless it can be erased
+-- to the empty value
 CREATE FUNCTION retention._guard_enforcement()
 RETURNS event_trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -987,14 +1023,15 @@ BEGIN
 		ELSIF cmd.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN
 			rel := retention._is_protected(cmd.objid::regclass);
 			CONTINUE WHEN rel IS NULL;
-			-- an erased value is NULL: for every role, as protect() refuses it
-			FOR a IN SELECT t.attname FROM retention.tagged_columns(rel) t
-					   JOIN pg_catalog.pg_attribute pa ON pa.attrelid = rel AND pa.attname = t.attname
-					  WHERE pa.attnotnull LOOP
-				RAISE EXCEPTION 'purpose-tagged column "%" of relation % cannot be NOT NULL', a.attname, rel
+			-- an erased value is NULL, or the empty value of a NOT NULL
+			-- column whose default it is: for every role, as protect()
+			-- refuses the others (SET NOT NULL, DROP or SET DEFAULT, ADD
+			-- COLUMN, ADD CONSTRAINT ... CHECK)
+			FOR a IN SELECT * FROM retention._unerasable_not_null(rel) LOOP
+				RAISE EXCEPTION 'purpose-tagged column "%" of relation % cannot be NOT NULL unless it can be erased to the empty value', a.attname, a.rel
 					USING ERRCODE = 'invalid_table_definition',
-						  DETAIL = 'An erased value is NULL: every sweep of the table would fail.',
-						  HINT = 'Keep the column nullable; a writer may still supply every value.';
+						  DETAIL = format('The column is NOT NULL and %s; a NOT NULL tagged column is erased to the empty value, which must be its default and pass its constraints.', a.why),
+						  HINT = 'Keep the column nullable, or NOT NULL with DEFAULT '''' and no check constraint on it.';
 			END LOOP;
 			PERFORM retention._enforcement_lost(rel, cmd.command_tag, ARRAY['disabled'],
 				'only retention_admin can disable retention''s triggers',
@@ -2309,6 +2346,121 @@ COMMENT ON FUNCTION retention.dossier() IS
 	'The compliance dossier: a self-contained HTML document on the database''s retention now, naming no subscriber';
 REVOKE ALL ON FUNCTION retention.dossier() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION retention.dossier() TO retention_admin, retention_auditor;
+
+-- ---------------------------------------------------------------------
+-- Issue 17: protect() accepts a NOT NULL tagged column that can be erased
+-- to the empty value (see retention._unerasable_not_null()); 1.0's
+-- otherwise, with search_path pinned
+-- ---------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION retention.protect(tbl regclass, ended_at name,
+								  subscriber name DEFAULT NULL,
+								  on_expiry text DEFAULT 'delete',
+								  billing_anchor name DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	rel			pg_catalog.pg_class;
+	a			pg_catalog.pg_attribute;
+	c			record;
+	ntagged		integer;
+	protector	regclass;
+BEGIN
+	SELECT * INTO rel FROM pg_catalog.pg_class WHERE oid = tbl;
+	IF rel.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION '% is not a table', tbl
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = 'Only plain and partitioned tables can be protected.';
+	END IF;
+	protector := retention._is_protected(tbl);
+	IF protector = tbl THEN
+		RAISE EXCEPTION 'table % is already protected', tbl
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Use retention.unprotect() first to change how it is protected.';
+	ELSIF protector IS NOT NULL THEN
+		RAISE EXCEPTION 'table % is already protected as a partition of %', tbl, protector
+			USING ERRCODE = 'duplicate_object';
+	END IF;
+	IF EXISTS (SELECT 1 FROM retention.protected_table pt
+				WHERE tbl IN (SELECT relid FROM pg_catalog.pg_partition_ancestors(pt.relid))) THEN
+		RAISE EXCEPTION 'a partition of table % is already protected', tbl
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Unprotect the partition, then protect the partitioned table.';
+	END IF;
+	IF on_expiry IS NULL OR on_expiry NOT IN ('delete', 'anonymize') THEN
+		RAISE EXCEPTION 'unknown on_expiry action "%"', on_expiry
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use ''delete'' to delete a row once nothing personal is left, or ''anonymize'' to keep it anonymized.';
+	END IF;
+
+	a := retention._column(tbl, ended_at, 'ended_at');
+	IF a.atttypid NOT IN ('timestamptz'::regtype, 'timestamp'::regtype) THEN
+		RAISE EXCEPTION 'column "%" of relation % is of type %, not a timestamp',
+				ended_at, tbl, format_type(a.atttypid, a.atttypmod)
+			USING ERRCODE = 'datatype_mismatch',
+				  HINT = 'ended_at must be a timestamp with time zone (or without, read in retention.timezone).';
+	END IF;
+	IF billing_anchor IS NOT NULL THEN
+		a := retention._column(tbl, billing_anchor, 'billing_anchor');
+		IF a.atttypid NOT IN ('timestamptz'::regtype, 'timestamp'::regtype) THEN
+			RAISE EXCEPTION 'column "%" of relation % is of type %, not a timestamp',
+					billing_anchor, tbl, format_type(a.atttypid, a.atttypmod)
+				USING ERRCODE = 'datatype_mismatch',
+					  HINT = 'billing_anchor must be a timestamp with time zone, such as the invoice''s due date.';
+		END IF;
+	END IF;
+
+	SELECT count(*) INTO ntagged FROM retention.tagged_columns(tbl);
+	IF ntagged = 0 THEN
+		RAISE EXCEPTION 'table % has no purpose-tagged column', tbl
+			USING ERRCODE = 'invalid_table_definition',
+				  HINT = 'Declare its personal data with retention.msisdn, imsi, imei, cell or ident, e.g. ALTER TABLE ... ALTER COLUMN caller TYPE retention.msisdn(billing).';
+	END IF;
+	IF subscriber IS NOT NULL THEN
+		a := retention._column(tbl, subscriber, 'subscriber');
+		IF NOT EXISTS (SELECT 1 FROM retention.tagged_columns(tbl) t WHERE t.attname = subscriber) THEN
+			RAISE EXCEPTION 'column "%" of relation % is not purpose-tagged', subscriber, tbl
+				USING ERRCODE = 'datatype_mismatch',
+					  HINT = 'The subscriber column holds personal data: give it a type such as retention.msisdn(billing).';
+		END IF;
+	END IF;
+	-- an erased value is NULL, or the empty value in a NOT NULL column
+	-- whose default it is and that no check constraint names
+	FOR c IN SELECT * FROM retention._unerasable_not_null(tbl) LOOP
+		RAISE EXCEPTION 'purpose-tagged column "%" of relation % is NOT NULL and cannot be erased', c.attname, c.rel
+			USING ERRCODE = 'invalid_table_definition',
+				  DETAIL = format('An erased value is NULL, or the empty value in a NOT NULL column whose default is the empty value and that no check constraint names; %s.', c.why),
+				  HINT = CASE WHEN c.why LIKE 'its default%'
+							  THEN format('Make the empty value its default: ALTER TABLE %s ALTER COLUMN %I SET DEFAULT ''''; or drop the constraint: ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL.', c.rel, c.attname, c.rel, c.attname)
+							  ELSE format('Drop the check constraint, or the NOT NULL one: ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL.', c.rel, c.attname) END;
+	END LOOP;
+
+	INSERT INTO retention.protected_table (relid, ended_at, subscriber, on_expiry, billing_anchor, columns)
+		VALUES (tbl, protect.ended_at, protect.subscriber, protect.on_expiry, protect.billing_anchor,
+				retention._tags(tbl));
+	PERFORM retention._create_triggers(tbl);
+	PERFORM retention._audit('protect', tbl::text,
+							 jsonb_build_object('ended_at', ended_at, 'subscriber', subscriber,
+												'on_expiry', on_expiry, 'billing_anchor', billing_anchor,
+												'columns', retention._tags(tbl)));
+END
+$$;
+COMMENT ON FUNCTION retention.protect(regclass, name, name, text, name) IS
+	'Put a table under retention: expiry triggers now, sweeps later (audited)';
+
+REVOKE ALL ON FUNCTION retention.protect(regclass, name, name, text, name) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.protect(regclass, name, name, text, name) TO retention_admin;
+
+-- ---------------------------------------------------------------------
+-- Issue 17: IP addresses as idents.  FreeRADIUS writes its framed
+-- addresses as inet (NULLIF(...)::inet); a column of type inet or cidr
+-- becomes an ident by ALTER COLUMN ... TYPE alone, and its writer's
+-- statements keep working.  (generalize keeps an IP address's /24 or /48
+-- prefix: src/types.c, src/anonymize.c.)
+-- ---------------------------------------------------------------------
+CREATE CAST (inet AS retention.ident) WITH INOUT AS ASSIGNMENT;
+CREATE CAST (cidr AS retention.ident) WITH INOUT AS ASSIGNMENT;
 
 /*------------------------------------------------------------------------
  * Every search_path pinned with pg_temp last (issue 13, item 1)

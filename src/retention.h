@@ -82,7 +82,9 @@ typedef enum RetentionValueForm
 {
 	RV_CLEAR,
 	RV_GENERALIZED,				/* e.g. "33612*", "208-01-1234" */
-	RV_PSEUDONYM				/* "~k<key id>:<hex>" from method hash */
+	RV_PSEUDONYM,				/* "~k<key id>:<hex>" from method hash */
+	RV_EMPTY					/* "": nothing, the erased form of a NOT NULL
+								 * column whose default is the empty value */
 } RetentionValueForm;
 
 /* a pseudonym shows this many hex digits of its HMAC (96 bits) */
@@ -107,6 +109,7 @@ extern bool retention_normalize(RetentionTypeKind kind, const char *str, int len
 								StringInfo out, Node *escontext);
 extern RetentionValueForm retention_value_form(RetentionTypeKind kind,
 											   const char *str, int len);
+extern text *retention_ip_generalize(const char *str, int len);
 
 /*
  * anonymize.c

@@ -29,11 +29,14 @@
  */
 #include "postgres.h"
 
+#include <sys/socket.h>
+
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
+#include "utils/inet.h"
 
 #include "retention.h"
 
@@ -365,8 +368,9 @@ retention_normalize(RetentionTypeKind kind, const char *str, int len,
 		append_bytes(out, str, len);
 		return true;
 	}
+	/* the empty value: nothing, as a writer that fills every column sends it */
 	if (len == 0)
-		invalid_input(escontext, kind, str, len, "The value is empty.");
+		return true;
 	if (len > MAX_VALUE_LEN)
 		invalid_input(escontext, kind, str, len,
 					  "The value is %d bytes long; no %s is longer than %d.",
@@ -385,6 +389,88 @@ retention_normalize(RetentionTypeKind kind, const char *str, int len,
 	return normalize_digits(kind, str, len, out, escontext);
 }
 
+/*
+ * An ident that is an IP address (or prefix) as inet writes it: its family
+ * (PGSQL_AF_INET or PGSQL_AF_INET6), address and prefix length; -1 for
+ * anything else (a SIP URI, an account id).  Strict: the whole value, in
+ * the syntax of type inet.
+ */
+#define IP_TEXT_MAX 64
+
+static int
+parse_ip(const char *str, int len, unsigned char *addr, int *bits)
+{
+	char		buf[IP_TEXT_MAX];
+	int			family;
+
+	if (len <= 0 || len >= IP_TEXT_MAX)
+		return -1;
+	memcpy(buf, str, len);
+	buf[len] = '\0';
+	family = memchr(str, ':', len) ? PGSQL_AF_INET6 : PGSQL_AF_INET;
+	memset(addr, 0, 16);
+	*bits = pg_inet_net_pton(family, buf, addr, -1);
+	if (*bits < 0)
+		return -1;
+	return family;
+}
+
+/* the prefix an IP address generalizes to: /24 (IPv4), /48 (IPv6) */
+#define IP4_GENERALIZED_BITS 24
+#define IP6_GENERALIZED_BITS 48
+
+/*
+ * Is an ident an IP prefix at least as coarse as the generalized one, with
+ * no host bits set?
+ */
+static bool
+ip_generalized(const char *str, int len)
+{
+	unsigned char addr[16];
+	int			bits;
+	int			family = parse_ip(str, len, addr, &bits);
+	int			maxbits = family == PGSQL_AF_INET6 ? IP6_GENERALIZED_BITS : IP4_GENERALIZED_BITS;
+	int			nbytes = family == PGSQL_AF_INET6 ? 16 : 4;
+	int			i;
+
+	if (family < 0 || bits > maxbits)
+		return false;
+	for (i = 0; i < nbytes; i++)
+	{
+		int			keep = Min(Max(bits - 8 * i, 0), 8);
+
+		if ((addr[i] & (0xff >> keep)) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * retention_ip_generalize: the generalized form of an ident that is an IP
+ * address ("192.0.2.0/24", "2001:db8:1::/48"), or NULL when it is none.
+ */
+text *
+retention_ip_generalize(const char *str, int len)
+{
+	unsigned char addr[16];
+	int			bits;
+	int			family = parse_ip(str, len, addr, &bits);
+	int			keep;
+	int			nbytes;
+	int			i;
+	char		out[IP_TEXT_MAX];
+
+	if (family < 0)
+		return NULL;
+	keep = Min(bits, family == PGSQL_AF_INET6 ? IP6_GENERALIZED_BITS : IP4_GENERALIZED_BITS);
+	nbytes = family == PGSQL_AF_INET6 ? 16 : 4;
+	for (i = 0; i < nbytes; i++)
+		addr[i] &= ~(0xff >> Min(Max(keep - 8 * i, 0), 8)) & 0xff;
+	if (pg_inet_net_ntop(family, addr, keep, out, sizeof(out)) == NULL)
+		return NULL;
+	return cstring_to_text(out);
+}
+
 /* which form a stored (normalized) value is in */
 RetentionValueForm
 retention_value_form(RetentionTypeKind kind, const char *str, int len)
@@ -392,6 +478,8 @@ retention_value_form(RetentionTypeKind kind, const char *str, int len)
 	int			dashes = 0;
 	int			i;
 
+	if (len == 0)
+		return RV_EMPTY;
 	if (is_pseudonym(str, len))
 		return RV_PSEUDONYM;
 	switch (kind)
@@ -405,7 +493,7 @@ retention_value_form(RetentionTypeKind kind, const char *str, int len)
 				dashes += (str[i] == '-');
 			return dashes == 2 ? RV_GENERALIZED : RV_CLEAR;
 		case RT_IDENT:
-			break;
+			return ip_generalized(str, len) ? RV_GENERALIZED : RV_CLEAR;
 	}
 	return RV_CLEAR;
 }
