@@ -39,6 +39,18 @@ PG_FUNCTION_INFO_V1(retention_instant);
 PG_FUNCTION_INFO_V1(retention_window_open);
 PG_FUNCTION_INFO_V1(retention_empty_default);
 
+/*
+ * The instant argument argno of an "any" anchor argument stands for: a
+ * timestamptz as is, a timestamp read in retention's zone.
+ */
+static TimestampTz
+instant_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (get_fn_expr_argtype(fcinfo->flinfo, argno) == TIMESTAMPOID)
+		return retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(argno));
+	return PG_GETARG_TIMESTAMPTZ(argno);
+}
+
 /* the states _column_states() reports, one letter per tagged column */
 #define STATE_NULL			'n'		/* no value */
 #define STATE_ANONYMIZED	'a'		/* generalized or pseudonymized, as due */
@@ -134,15 +146,10 @@ retention_column_states(PG_FUNCTION_ARGS)
 	complete = !PG_ARGISNULL(1);
 	if (complete)
 	{
-		Oid			type = get_fn_expr_argtype(fcinfo->flinfo, 1);
-
-		row.ended_at = (type == TIMESTAMPOID) ?
-			retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(1)) : PG_GETARG_TIMESTAMPTZ(1);
+		row.ended_at = instant_arg(fcinfo, 1);
 		if (!PG_ARGISNULL(2))
 		{
-			type = get_fn_expr_argtype(fcinfo->flinfo, 2);
-			row.billing_anchor = (type == TIMESTAMPOID) ?
-				retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(2)) : PG_GETARG_TIMESTAMPTZ(2);
+			row.billing_anchor = instant_arg(fcinfo, 2);
 			row.has_anchor = true;
 		}
 		row.consent = !PG_ARGISNULL(3) && PG_GETARG_BOOL(3);
@@ -206,17 +213,12 @@ retention_anchor_bounded(PG_FUNCTION_ARGS)
 {
 	RetentionRow row;
 	RetentionCutoffs cut;
-	Oid			type;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		PG_RETURN_BOOL(false);
 	memset(&row, 0, sizeof(row));
-	type = get_fn_expr_argtype(fcinfo->flinfo, 1);
-	row.ended_at = (type == TIMESTAMPOID) ?
-		retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(1)) : PG_GETARG_TIMESTAMPTZ(1);
-	type = get_fn_expr_argtype(fcinfo->flinfo, 2);
-	row.billing_anchor = (type == TIMESTAMPOID) ?
-		retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(2)) : PG_GETARG_TIMESTAMPTZ(2);
+	row.ended_at = instant_arg(fcinfo, 1);
+	row.billing_anchor = instant_arg(fcinfo, 2);
 	row.has_anchor = true;
 	/* loads the policy, whose billing ceiling is the bound */
 	retention_cutoffs(GetCurrentStatementStartTimestamp(), &cut);
@@ -247,7 +249,6 @@ retention_window_open(PG_FUNCTION_ARGS)
 {
 	RetentionRow row;
 	RetentionCutoffs cut;
-	Oid			type;
 	int			p;
 
 	if (PG_ARGISNULL(0))
@@ -258,14 +259,10 @@ retention_window_open(PG_FUNCTION_ARGS)
 	if (p < 0)
 		purpose_unknown_error(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	memset(&row, 0, sizeof(row));
-	type = get_fn_expr_argtype(fcinfo->flinfo, 1);
-	row.ended_at = (type == TIMESTAMPOID) ?
-		retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(1)) : PG_GETARG_TIMESTAMPTZ(1);
+	row.ended_at = instant_arg(fcinfo, 1);
 	if (!PG_ARGISNULL(2))
 	{
-		type = get_fn_expr_argtype(fcinfo->flinfo, 2);
-		row.billing_anchor = (type == TIMESTAMPOID) ?
-			retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(2)) : PG_GETARG_TIMESTAMPTZ(2);
+		row.billing_anchor = instant_arg(fcinfo, 2);
 		row.has_anchor = (p == RETENTION_BILLING);
 	}
 	retention_cutoffs(GetCurrentStatementStartTimestamp(), &cut);
