@@ -10,6 +10,7 @@
 # they install the packages they need first.
 #   make deb        the Debian packages postgresql-NN-retention, in build/deb/
 #   make test-deb   (root) build, install and try the package, then remove it
+#                   (PG=17, PG=18: in that version's chroot, as make test)
 #   make dossier DB=... [OUT=...]   a database's compliance dossier (HTML, PDF)
 #   make test-dossier   the dossier and monitoring tests with a real browser and
 #                   postgres_exporter (as root, installs chromium, poppler-utils,
@@ -80,10 +81,10 @@ valgrind-check:
 	@RETENTION_VALGRIND=1 test/run-tests --only regress
 
 deb:
-	@test/deb/build
+	@$(IN_CHROOT)test/deb/build
 
 test-deb:
-	@test/deb/run
+	@$(IN_CHROOT)test/deb/run
 
 # the README's two commands and Install section on a bare Debian 12 (root)
 fresh-machine:
