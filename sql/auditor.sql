@@ -110,11 +110,12 @@ SELECT metric, value > 0 AS positive FROM retention.metrics
  WHERE metric IN ('oldest_clear_age_seconds', 'last_sweep_age_seconds', 'audit_rows');
 -- recording a dossier's hash is the auditor's one write, audited as such
 SELECT retention.record_dossier('0f343b0931126a20f133d67c2b018a3b5f1c4d6e7a8b9c0d1e2f3a4b5c6d7e8f') > 0 AS recorded;
-\set VERBOSITY verbose
 SELECT retention.record_dossier('0F343B09');
+\echo :LAST_ERROR_SQLSTATE
 SELECT retention.record_dossier(NULL);
+\echo :LAST_ERROR_SQLSTATE
 SELECT retention.record_dossier(repeat('ab', 32), now(), 'not a digest');
-\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
 RESET ROLE;
 SELECT actor, as_role, action, object, details FROM retention.audit_log ORDER BY id DESC LIMIT 1;
 SELECT valid FROM retention.verify_audit_log();
@@ -122,9 +123,8 @@ SELECT valid FROM retention.verify_audit_log();
 -- an overdue value shows in verify(), which the auditor may run
 ALTER TABLE aud_cdr DISABLE TRIGGER USER;
 SET ROLE regress_auditor;
-\set VERBOSITY verbose
 SELECT retention.verify();
-\set VERBOSITY default
+\echo :LAST_ERROR_SQLSTATE
 SELECT metric, value FROM retention.metrics WHERE metric = 'not_enforced';
 RESET ROLE;
 

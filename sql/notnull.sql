@@ -6,7 +6,6 @@
 -- by the guards alike.
 --
 \set SHOW_CONTEXT never
-\set VERBOSITY verbose
 SET search_path = public;
 SET client_min_messages = warning;
 
@@ -56,6 +55,7 @@ SELECT "column", kind, rows_in_clear FROM retention.report()
  WHERE "table" = 'nncopy'::regclass ORDER BY 1;
 INSERT INTO nncopy VALUES ('33612345678', '');
 SELECT retention.verify();
+\echo :LAST_ERROR_SQLSTATE
 DROP TABLE nncopy;
 
 --
@@ -74,9 +74,13 @@ CREATE TABLE nnbad4 (caller retention.msisdn(billing) NOT NULL DEFAULT '' CHECK 
 					 ended_at timestamptz);
 RESET ROLE;
 SELECT retention.protect('nnbad1', 'ended_at');
+\echo :LAST_ERROR_SQLSTATE
 SELECT retention.protect('nnbad2', 'ended_at');
+\echo :LAST_ERROR_SQLSTATE
 SELECT retention.protect('nnbad3', 'ended_at');
+\echo :LAST_ERROR_SQLSTATE
 SELECT retention.protect('nnbad4', 'ended_at');
+\echo :LAST_ERROR_SQLSTATE
 SELECT count(*) FROM retention.protected_table WHERE relid::text LIKE 'nnbad%';
 
 --
@@ -91,11 +95,17 @@ RESET ROLE;
 SELECT retention.protect('nnguard', 'ended_at', on_expiry => 'anonymize');
 SET ROLE regress_nn_owner;
 ALTER TABLE nnguard ALTER COLUMN caller SET NOT NULL;
+\echo :LAST_ERROR_SQLSTATE
 ALTER TABLE nnguard ALTER COLUMN src_user DROP DEFAULT;
+\echo :LAST_ERROR_SQLSTATE
 ALTER TABLE nnguard ALTER COLUMN src_user SET DEFAULT 'alice';
+\echo :LAST_ERROR_SQLSTATE
 ALTER TABLE nnguard ADD CONSTRAINT nncheck CHECK (src_user <> '');
+\echo :LAST_ERROR_SQLSTATE
 ALTER TABLE nnguard ADD COLUMN imsi retention.imsi(billing) NOT NULL DEFAULT '208011234567890';
+\echo :LAST_ERROR_SQLSTATE
 ALTER TABLE nnguard ADD COLUMN imsi retention.imsi(billing) NOT NULL;
+\echo :LAST_ERROR_SQLSTATE
 -- allowed: the empty default first, then NOT NULL; a nullable column
 -- without a default; a NOT NULL column with the empty default
 ALTER TABLE nnguard ALTER COLUMN caller SET DEFAULT '';
@@ -105,6 +115,7 @@ ALTER TABLE nnguard ADD COLUMN imsi retention.imsi(billing) NOT NULL DEFAULT '';
 RESET ROLE;
 -- a superuser is refused too
 ALTER TABLE nnguard ALTER COLUMN caller DROP DEFAULT;
+\echo :LAST_ERROR_SQLSTATE
 SELECT attname, attnotnull, pg_get_expr(d.adbin, d.adrelid) AS "default"
   FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
  WHERE a.attrelid = 'nnguard'::regclass AND a.attnum > 0 ORDER BY a.attnum;
@@ -120,6 +131,7 @@ ALTER EVENT TRIGGER retention_guard_enforcement ENABLE ALWAYS;
 SELECT kind, problem FROM retention._enforcement_problems('nnguard');
 SELECT note FROM retention.report() WHERE "table" = 'nnguard'::regclass AND kind = 'not enforced';
 SELECT retention.verify();
+\echo :LAST_ERROR_SQLSTATE
 ALTER TABLE nnguard ALTER COLUMN caller SET DEFAULT '';
 SELECT retention.verify();
 
@@ -134,7 +146,9 @@ RESET ROLE;
 SELECT retention.protect('nnpart', 'ended_at', on_expiry => 'anonymize');
 SET ROLE regress_nn_owner;
 ALTER TABLE nnpart_old ALTER COLUMN caller DROP DEFAULT;
+\echo :LAST_ERROR_SQLSTATE
 ALTER TABLE nnpart_old ALTER COLUMN caller SET DEFAULT '33600000000';
+\echo :LAST_ERROR_SQLSTATE
 INSERT INTO nnpart VALUES ('33612345678', now() - interval '5 years');
 SELECT caller, caller = '' AS erased FROM nnpart;
 RESET ROLE;
