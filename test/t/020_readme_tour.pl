@@ -3,8 +3,8 @@
 # database with psql -q, and what psql prints for it (errors and notices,
 # then results) must be the "-- " lines right under it in the README.  A
 # statement with no such lines must print nothing.  Also: every example
-# `input` → `output` of "#### Generalization, type by type" is what
-# anonymize(input::type, 'generalize') returns.
+# `input` → `output` of "## Generalization, type by type" in
+# docs/anonymize.md is what anonymize(input::type, 'generalize') returns.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -71,10 +71,14 @@ for my $s (@stmts)
 }
 
 # the generalization examples
+open $fh, '<', 'docs/anonymize.md' or die "docs/anonymize.md: $!";
+my @anonymize = <$fh>;
+close $fh;
+chomp @anonymize;
 my ($in_gen, $type, $n) = (0, undef, 0);
-for (@readme)
+for (@anonymize)
 {
-	if (/^#### /) { $in_gen = ($_ eq '#### Generalization, type by type'); next; }
+	if (/^##? /) { $in_gen = ($_ eq '## Generalization, type by type'); next; }
 	next unless $in_gen;
 	$type = $1 if /^\*\*(\w+)\*\*/;
 	next unless defined $type;
