@@ -26,7 +26,7 @@ SELECT retention.protect('sec_cdr', 'ended_at', subscriber => 'caller');
 -- every entry point, tried by a plain role, the table's owner, a
 -- retention_admin member and a superuser, each attempt rolled back: allowed
 -- (its own error, if any, in parentheses: the privilege check was passed)
--- or refused with 42501.  README.md "Privileges" is this table.
+-- or refused with 42501.  docs/privileges.md is this table.
 CREATE TEMP TABLE stmts (n int, stmt text);
 INSERT INTO stmts VALUES
 	(1,  $q$SELECT * FROM retention.policy$q$),

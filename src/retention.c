@@ -32,7 +32,7 @@
 
 PG_MODULE_MAGIC;
 
-/* configuration parameters, see README.md "Configuration" */
+/* configuration parameters, see docs/configuration.md */
 bool		retention_enabled = true;
 char	   *retention_sweep_at = NULL;
 int			retention_sweep_interval = 0;

@@ -16,7 +16,7 @@
  *		 store NULL, or crash on it), and an error leaves nothing that a
  *		 caller could store: no entry point returns a value then.
  *	 P2  acceptance and normal form agree with a reference written from
- *		 the README's table (reference_normalize below), byte for byte.
+ *		 the table of docs/types.md (reference_normalize below), byte for byte.
  *	 P3  the normal form is accepted again, unchanged (idempotence), and
  *		 appending to a non-empty buffer appends the same bytes.
  *	 P4  a digit type's normal form is never longer than the input;
@@ -49,8 +49,8 @@
 #error "compile with -DFUZZ_KIND=RT_MSISDN, RT_IMSI, RT_IMEI, RT_CELL or RT_IDENT"
 #endif
 
-#define MAX_VALUE_LEN	64		/* README: no clear or anonymized value is longer */
-#define MAX_QUOTED_LEN	40		/* README: the value is shortened past 40 bytes */
+#define MAX_VALUE_LEN	64		/* docs/types.md: no clear or anonymized value is longer */
+#define MAX_QUOTED_LEN	40		/* docs/types.md: the value is shortened past 40 bytes */
 #define MAX_DETAIL_LEN	200
 
 /* the SQL-callable functions of src/types.c */
@@ -99,7 +99,7 @@ static size_t cur_size;
 #define FAIL(what, ...) fuzz_fail(what, cur_data, cur_size, __VA_ARGS__)
 
 /* ---------------------------------------------------------------------
- * The reference: the README's table of accepted values, written out
+ * The reference: the table of accepted values of docs/types.md, written out
  * plainly, sharing no code with src/types.c.
  * ---------------------------------------------------------------------
  */

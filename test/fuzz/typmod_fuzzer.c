@@ -13,7 +13,7 @@
  * asks for a two-dimensional array: both come only from a direct call such
  * as "SELECT retention.purposes_in('{...}'::cstring[])".  Properties:
  *
- *	 T1  the result agrees with a reference written from the README: each
+ *	 T1  the result agrees with a reference written from docs/types.md: each
  *		 element one of the four purposes (case-insensitive), each at most
  *		 once; the typmod is the set of their bits, never empty.
  *	 T2  errors are clean: 22023 for an unknown purpose (with the hint

@@ -1,5 +1,5 @@
 # Pseudonymization keys and pg_dump: a dump never carries keys; the
-# documented export/import procedure (README, "Keys and pg_dump") carries
+# documented export/import procedure (docs/anonymize.md, "Keys and pg_dump") carries
 # them over on purpose, so that pseudonyms computed after the restore match
 # those in the restored data.  No key reaches the server log or
 # pg_stat_statements on the way, even with log_statement = all.
