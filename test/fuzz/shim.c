@@ -416,7 +416,7 @@ errsave_start(struct Node *context, const char *domain)
 		escontext->error_occurred = true;
 		if (!escontext->details_wanted)
 			return false;
-		fprintf(stderr, "shim: soft error details are not implemented\n");
+		fprintf(stderr, "shim: the harnesses never ask for soft error details\n");
 		abort();
 	}
 	return errstart(ERROR, domain);
