@@ -1,6 +1,8 @@
 --
 -- Purpose-bound access (SPEC 3.10)
 --
+-- written for 1.0's rules: regime fr-2004 (sql/regimes.sql tests fr-2025)
+SELECT count(*) >= 0 AS fr_2004 FROM retention.set_regime('fr-2004');
 \set SHOW_CONTEXT never
 SET search_path = public;
 SELECT coalesce(max(id), 0) AS audit0 FROM retention.audit_log \gset
@@ -124,3 +126,4 @@ DROP ROLE regress_billing, regress_billing2, regress_police, regress_marketing;
 DELETE FROM retention.consent;
 DELETE FROM retention.hold;
 RESET search_path;
+SELECT count(*) >= 0 AS fr_2025 FROM retention.set_regime('fr-2025');

@@ -3,6 +3,8 @@
 -- or purpose, on names with quotes, spaces, semicolons, mixed case and
 -- non-ASCII letters, in a schema named to inject; nothing is injected
 --
+-- written for 1.0's rules: regime fr-2004 (sql/regimes.sql tests fr-2025)
+SELECT count(*) >= 0 AS fr_2004 FROM retention.set_regime('fr-2004');
 \set SHOW_CONTEXT never
 CREATE SCHEMA "Opé'; DROP SCHEMA public CASCADE; --";
 SET search_path = "Opé'; DROP SCHEMA public CASCADE; --", public;
@@ -55,3 +57,4 @@ DROP SCHEMA "Opé'; DROP SCHEMA public CASCADE; --" CASCADE;
 DROP OWNED BY "Équipe ""factu""; DROP ROLE x";
 DROP ROLE "Équipe ""factu""; DROP ROLE x";
 DELETE FROM retention.hold;
+SELECT count(*) >= 0 AS fr_2025 FROM retention.set_regime('fr-2025');

@@ -8,6 +8,8 @@
 -- audited and shown by report() and verify(); no count claims work that
 -- was not done; rows cannot leave a protected table unseen.
 --
+-- written for 1.0's rules: regime fr-2004 (sql/regimes.sql tests fr-2025)
+SELECT count(*) >= 0 AS fr_2004 FROM retention.set_regime('fr-2004');
 \set SHOW_CONTEXT never
 SET search_path = public;
 SET client_min_messages = warning;
@@ -274,3 +276,4 @@ DROP TABLE icdr, iunrelated, ipart CASCADE;
 DROP FUNCTION keep_old(), keep_none();
 REVOKE CREATE ON SCHEMA public FROM regress_integ_owner;
 DROP ROLE regress_integ_owner, regress_integ_reader, regress_integ_billing;
+SELECT count(*) >= 0 AS fr_2025 FROM retention.set_regime('fr-2025');

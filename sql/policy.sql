@@ -1,6 +1,8 @@
 --
 -- Policy: the four purposes, their windows and legal ceilings (SPEC 3.4)
 --
+-- written for 1.0's rules: regime fr-2004 (sql/regimes.sql tests fr-2025)
+SELECT count(*) >= 0 AS fr_2004 FROM retention.set_regime('fr-2004');
 \set SHOW_CONTEXT never
 SELECT purpose, "window", ceiling, legal_basis FROM retention.policy;
 
@@ -72,3 +74,4 @@ SELECT count(*) AS purposes FROM retention.policy;
 SELECT extname FROM pg_extension WHERE extname IN ('pgcrypto', 'retention') ORDER BY 1;
 \c :regress_db
 DROP DATABASE regress_retention_second;
+SELECT count(*) >= 0 AS fr_2025 FROM retention.set_regime('fr-2025');

@@ -1,6 +1,8 @@
 --
 -- protect() and the expiry triggers (SPEC 2, 3.3)
 --
+-- written for 1.0's rules: regime fr-2004 (sql/regimes.sql tests fr-2025)
+SELECT count(*) >= 0 AS fr_2004 FROM retention.set_regime('fr-2004');
 \set SHOW_CONTEXT never
 SET search_path = public;
 SELECT coalesce(max(id), 0) AS audit0 FROM retention.audit_log \gset
@@ -267,3 +269,4 @@ SELECT retention.unprotect(relid) FROM retention.protected_table;
 DROP TABLE cdr, cdr_kept, cdr_billed, cdr_local, cdr_sip, cdr_part, cdr_part_old, untagged, cdr_notnull CASCADE;
 TRUNCATE retention.write_log;
 RESET search_path;
+SELECT count(*) >= 0 AS fr_2025 FROM retention.set_regime('fr-2025');

@@ -80,7 +80,7 @@ SELECT rolcanlogin, rolsuper, rolcreaterole, rolbypassrls FROM pg_catalog.pg_rol
 SELECT pg_catalog.has_function_privilege('retention_sweeper', 'retention.sweep(regclass, integer, boolean)', 'EXECUTE') AS may_sweep,
 	   pg_catalog.has_table_privilege('retention_sweeper', 'retention.hold', 'SELECT') AS reads_holds,
 	   pg_catalog.has_table_privilege('retention_sweeper', 'retention.sweep_log', 'INSERT') AS writes_log,
-	   pg_catalog.has_function_privilege('retention_sweeper', 'retention.protect(regclass, name, name, text, name)', 'EXECUTE') AS may_protect,
+	   pg_catalog.has_function_privilege('retention_sweeper', 'retention.protect(regclass, name, name, text, name, name, text)', 'EXECUTE') AS may_protect,
 	   pg_catalog.pg_has_role('retention_sweeper', 'retention_admin', 'MEMBER') AS is_admin;
 -- a sweep run as it does the work and is logged under its name
 CREATE TABLE sw_cdr2 (id int, caller retention.msisdn(billing), ended_at timestamptz);

@@ -2,6 +2,8 @@
 -- Windows, anchors and time (issue 13, items 4-7 and 21): calendar time
 -- decides, one zone decides, and nothing written can postpone a deadline.
 --
+-- written for 1.0's rules: regime fr-2004 (sql/regimes.sql tests fr-2025)
+SELECT count(*) >= 0 AS fr_2004 FROM retention.set_regime('fr-2004');
 \set SHOW_CONTEXT never
 SET search_path = public;
 SET client_min_messages = notice;
@@ -330,3 +332,4 @@ DROP TABLE cal_bill;
 DROP ROLE regress_cal_writer;
 DROP ROLE regress_cal_admin;
 
+SELECT count(*) >= 0 AS fr_2025 FROM retention.set_regime('fr-2025');

@@ -3,12 +3,18 @@
  * expiry.c
  *	  The retention rules (SPEC 2): which values of a row are due, and what
  *	  becomes of them.  Also the per-backend caches the rules read: each
- *	  relation's tagged columns and protection, and the policy's windows.
+ *	  relation's tagged columns and protection, holds and consents.  The
+ *	  regime's rules themselves are policy.c's.
  *
- * A value is kept for purpose p while the row's anchor for p (ended_at; for
- * billing, the billing anchor when the table has one and the row a value)
- * is later than now - window(p), window(p) never exceeding its legal
- * ceiling; for marketing, while an active consent covers the subscriber.
+ * A column is kept for the rules of the regime in force that govern it
+ * (policy.c reads its type modifier's purposes through the regime).  A
+ * value is kept for rule p while the row's anchor for p (ended_at; for a
+ * rule counted from the billing anchor, that anchor when the table has one
+ * and the row a value) is later than now - window(p), window(p) never
+ * longer than its ceiling nor shorter than its floor, and while the rule's
+ * condition holds: a decree in force when the communication ended, the
+ * operator's subscriber having originated it, or an active (marketing or
+ * location) consent, which alone keeps what is kept under consent.
  * Holds keep what they hold.  A value kept for no purpose is due as soon
  * as ended_at is set; a row in progress (ended_at NULL) has nothing due.
  * A due value gets its column's method (erase by default); once every
@@ -60,26 +66,13 @@ static RetentionTable *last_table = NULL;
  * have been written directly, or restored from a dump): every cutoff is
  * capped by the ceiling's, at the moment it is computed for.
  */
-static bool policy_valid = false;
-static Interval policy_window[RETENTION_NUM_PURPOSES];
-static bool policy_has_window[RETENTION_NUM_PURPOSES];
-static Interval policy_ceiling[RETENTION_NUM_PURPOSES];
-static bool policy_has_ceiling[RETENTION_NUM_PURPOSES];
-
-/* cutoffs computed last, for the moment they were computed for */
-static bool cutoffs_valid = false;
-static RetentionCutoffs last_cutoffs;
-
-/* OIDs of the catalog tables whose change flushes everything */
-#define NUM_CATALOG_RELS 3
-static Oid	catalog_rels[NUM_CATALOG_RELS];
-
 static bool tz_valid = false;
 static pg_tz *retention_tz = NULL;
 
 /* the reads of holds and consents, prepared once per backend */
 static SPIPlanPtr holds_plan = NULL;
 static SPIPlanPtr consent_plan = NULL;
+static SPIPlanPtr location_plan = NULL;
 
 static bool owner_valid = false;
 static Oid	extension_owner = InvalidOid;
@@ -90,18 +83,15 @@ uint64		retention_cache_generation = 0;
 static void
 expiry_flush(Oid relid)
 {
-	int			i;
 	bool		all = !OidIsValid(relid);
 
 	retention_cache_generation++;
-	for (i = 0; i < NUM_CATALOG_RELS && !all; i++)
-		if (catalog_rels[i] == relid)
-			all = true;
+	if (!all && retention_policy_catalog_rel(relid))
+		all = true;
 
 	if (all)
 	{
-		policy_valid = false;
-		cutoffs_valid = false;
+		retention_policy_invalidate();
 		tz_valid = false;
 		owner_valid = false;
 	}
@@ -145,28 +135,6 @@ expiry_init(void)
 	retention_register_flush(expiry_flush);
 }
 
-/* the OID of retention's catalog table name */
-static Oid
-catalog_rel(const char *name)
-{
-	Oid			relid = get_relname_relid(name, retention_schema_oid(false));
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation \"%s.%s\" does not exist", RETENTION_SCHEMA, name),
-				 errhint("The retention extension may be damaged; reinstall it.")));
-	return relid;
-}
-
-static void
-remember_catalog_rels(void)
-{
-	catalog_rels[0] = catalog_rel("window_setting");
-	catalog_rels[1] = catalog_rel("protected_table");
-	catalog_rels[2] = catalog_rel("column_method");
-}
-
 /*
  * The extension's owner: the rules' SPI queries run as it, since they read
  * catalog tables (holds, consents) that the writing role may not read.
@@ -194,53 +162,6 @@ retention_extension_owner(void)
 		owner_valid = true;
 	}
 	return extension_owner;
-}
-
-static void
-load_policy(void)
-{
-	int			ret;
-	uint64		i;
-	int			nestlevel = retention_pin_search_path();
-
-	SPI_connect();
-	ret = SPI_execute("SELECT purpose, \"window\", ceiling FROM retention.policy",
-					  true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute failed: %s", SPI_result_code_string(ret));
-	memset(policy_has_window, 0, sizeof(policy_has_window));
-	memset(policy_has_ceiling, 0, sizeof(policy_has_ceiling));
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		char	   *name = SPI_getvalue(tup, SPI_tuptable->tupdesc, 1);
-		bool		wnull,
-					cnull;
-		Datum		w = SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &wnull);
-		Datum		c = SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &cnull);
-		int			p = purpose_lookup(name);
-
-		if (p < 0)
-			continue;
-		if (!cnull)
-		{
-			policy_ceiling[p] = *DatumGetIntervalP(c);
-			policy_has_ceiling[p] = true;
-		}
-		/* a purpose with a ceiling has a window: at most the ceiling */
-		if (!wnull)
-			policy_window[p] = *DatumGetIntervalP(w);
-		else if (!cnull)
-			policy_window[p] = policy_ceiling[p];
-		else
-			continue;
-		policy_has_window[p] = true;
-	}
-	SPI_finish();
-	retention_unpin_search_path(nestlevel);
-	remember_catalog_rels();
-	policy_valid = true;
-	cutoffs_valid = false;
 }
 
 /*
@@ -279,8 +200,8 @@ retention_instant_plus(TimestampTz t, const Interval *span)
  * with a bound on the span (a month at most 31 days), rather than by
  * catching timestamp arithmetic's error, which would need a subtransaction.
  */
-static TimestampTz
-instant_shift_or(TimestampTz t, const Interval *span, bool plus, TimestampTz if_out)
+TimestampTz
+retention_instant_shift_or(TimestampTz t, const Interval *span, bool plus, TimestampTz if_out)
 {
 	double		bound;
 
@@ -293,42 +214,6 @@ instant_shift_or(TimestampTz t, const Interval *span, bool plus, TimestampTz if_
 		(double) t + bound >= (double) END_TIMESTAMP)
 		return if_out;
 	return plus ? retention_instant_plus(t, span) : retention_instant_minus(t, span);
-}
-
-/*
- * retention_cutoffs: for each purpose with a window, the latest anchor that
- * is past it at now: now - window, but never earlier than now - ceiling,
- * whatever the window says.  Cheap when called again for the same moment.
- */
-void
-retention_cutoffs(TimestampTz now, RetentionCutoffs *cut)
-{
-	int			p;
-
-	expiry_init();
-	if (!policy_valid)
-		load_policy();
-	if (cutoffs_valid && last_cutoffs.now == now)
-	{
-		*cut = last_cutoffs;
-		return;
-	}
-	last_cutoffs.now = now;
-	for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
-	{
-		if (policy_has_window[p])
-		{
-			TimestampTz c = instant_shift_or(now, &policy_window[p], false, DT_NOBEGIN);
-
-			if (policy_has_ceiling[p])
-				c = Max(c, instant_shift_or(now, &policy_ceiling[p], false, DT_NOBEGIN));
-			last_cutoffs.cutoff[p] = c;
-		}
-		else
-			last_cutoffs.cutoff[p] = DT_NOEND;	/* kept by nothing but consent */
-	}
-	cutoffs_valid = true;
-	*cut = last_cutoffs;
 }
 
 /*
@@ -432,8 +317,11 @@ load_protection(RetentionTable *t, Relation rel, MemoryContext cxt)
 
 	nestlevel = retention_pin_search_path();
 	SPI_connect();
-	ret = SPI_execute_with_args("SELECT relid::oid, ended_at, subscriber, on_expiry, billing_anchor "
-								"FROM retention.protected_table WHERE relid::oid = ANY ($1)",
+	/* originated and table_kind are 1.1's: read as JSON, a 1.0 catalog works */
+	ret = SPI_execute_with_args("SELECT relid::oid, ended_at, subscriber, on_expiry, billing_anchor, "
+								"pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'originated', "
+								"pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'table_kind' "
+								"FROM retention.protected_table p WHERE relid::oid = ANY ($1)",
 								1, argtypes, args, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
@@ -452,6 +340,16 @@ load_protection(RetentionTable *t, Relation rel, MemoryContext cxt)
 		t->keep_anonymized = strcmp(SPI_getvalue(tup, sdesc, 4), "anonymize") == 0;
 		if ((s = SPI_getvalue(tup, sdesc, 5)) != NULL)
 			t->anchor = attnum_of(desc, s, &t->anchor_type);
+		if ((s = SPI_getvalue(tup, sdesc, 6)) != NULL)
+		{
+			Oid			type;
+
+			t->originated = attnum_of(desc, s, &type);
+			if (t->originated != InvalidAttrNumber && type != BOOLOID)
+				t->originated = InvalidAttrNumber;
+		}
+		t->contract = ((s = SPI_getvalue(tup, sdesc, 7)) != NULL &&
+					   strcmp(s, "subscriber") == 0);
 
 		if (t->ended_at == InvalidAttrNumber ||
 			(t->ended_at_type != TIMESTAMPTZOID && t->ended_at_type != TIMESTAMPOID))
@@ -486,8 +384,6 @@ load_protection(RetentionTable *t, Relation rel, MemoryContext cxt)
 	}
 	SPI_finish();
 	retention_unpin_search_path(nestlevel);
-	if (!policy_valid)
-		load_policy();
 }
 
 /*
@@ -553,14 +449,29 @@ build_table(RetentionTable *t)
 		t->columns[t->ncolumns].attnum = att->attnum;
 		t->columns[t->ncolumns].attname = att->attname;
 		t->columns[t->ncolumns].kind = (RetentionTypeKind) kind;
-		t->columns[t->ncolumns].purposes = purpose_set_from_typmod(att->atttypmod);
+		t->columns[t->ncolumns].tagged = purpose_set_from_typmod(att->atttypmod);
 		t->columns[t->ncolumns].method = RM_ERASE;
 		t->columns[t->ncolumns].notnull = att->attnotnull;
-		if (t->columns[t->ncolumns].purposes & PURPOSE_BIT(RETENTION_MARKETING))
-			t->has_marketing = true;
 		t->ncolumns++;
 	}
 	load_protection(t, rel, ExpiryCacheContext);
+	/* what the regime in force keeps each column for */
+	for (i = 0; i < t->ncolumns; i++)
+	{
+		RetentionColumn *c = &t->columns[i];
+		int			p;
+
+		c->purposes = retention_column_rules(c->kind, c->tagged, t->contract);
+		for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
+		{
+			if ((c->purposes & PURPOSE_BIT(p)) == 0)
+				continue;
+			if (retention_rule(p)->condition == RULE_CONSENT)
+				t->has_marketing = true;
+			else if (retention_rule(p)->condition == RULE_LOCATION_CONSENT)
+				t->has_location = true;
+		}
+	}
 	if (OidIsValid(t->protected_relid) && t->protected_relid != t->relid)
 		order_like_root(t);
 	t->subscriber_index = -1;
@@ -640,50 +551,70 @@ retention_table(Oid relid)
  * expiry_anchor_bounded() says whether the bound applies to a row.
  */
 static inline bool
-anchor_kept(const RetentionRow *row, TimestampTz cutoff)
+anchor_kept(const RetentionRule *r, const RetentionRow *row, TimestampTz cutoff)
 {
 	if (row->billing_anchor <= cutoff)
 		return false;
-	if (!policy_has_ceiling[RETENTION_BILLING])
+	if (!r->has_ceiling)
 		return true;
-	return instant_shift_or(row->ended_at, &policy_ceiling[RETENTION_BILLING], true,
-							DT_NOEND) > cutoff;
+	return retention_instant_shift_or(row->ended_at, &r->ceiling, true, DT_NOEND) > cutoff;
 }
 
 bool
 expiry_anchor_bounded(const RetentionRow *row)
 {
-	if (!row->has_anchor || !policy_has_ceiling[RETENTION_BILLING])
+	const RetentionRule *r = retention_rule(RETENTION_BILLING);
+
+	if (!row->has_anchor || !r->in_force || !r->billing_anchor || !r->has_ceiling)
 		return false;
 	return row->billing_anchor >
-		instant_shift_or(row->ended_at, &policy_ceiling[RETENTION_BILLING], true, DT_NOEND);
+		retention_instant_shift_or(row->ended_at, &r->ceiling, true, DT_NOEND);
 }
 
-/* is column c of a complete row still kept for one of its purposes? */
+/* does rule p keep (a value of) a complete row, holds aside? */
+static inline bool
+rule_keeps(int p, const RetentionCutoffs *cut, const RetentionRow *row)
+{
+	const RetentionRule *r = retention_rule(p);
+
+	switch (r->condition)
+	{
+		case RULE_CONSENT:
+			return row->consent;
+		case RULE_LOCATION_CONSENT:
+			return row->location_consent;
+		case RULE_DECREE:
+			if (!retention_basis_covers(p, row->ended_at))
+				return false;
+			break;
+		case RULE_ORIGINATED:
+			if (!row->originated)
+				return false;
+			break;
+		case RULE_NONE:
+			break;
+	}
+	if (r->billing_anchor && row->has_anchor)
+		return anchor_kept(r, row, cut->cutoff[p]);
+	return row->ended_at > cut->cutoff[p];
+}
+
+/* is column c of a complete row still kept for one of its rules? */
 static inline bool
 column_kept(const RetentionColumn *c, const RetentionCutoffs *cut,
 			const RetentionRow *row)
 {
 	PurposeSet	ps = c->purposes;
+	int			p;
 
 	if (row->hold == HOLD_ALL)
 		return true;
-	if (ps & PURPOSE_BIT(RETENTION_BILLING))
-	{
-		if (row->hold == HOLD_BILLING)
+	/* a billing dispute holds what is kept for billing */
+	if (row->hold == HOLD_BILLING && (ps & PURPOSE_BIT(RETENTION_BILLING)))
+		return true;
+	for (p = 0; ps != 0; p++, ps >>= 1)
+		if ((ps & 1) && rule_keeps(p, cut, row))
 			return true;
-		if (row->has_anchor ? anchor_kept(row, cut->cutoff[RETENTION_BILLING]) :
-			row->ended_at > cut->cutoff[RETENTION_BILLING])
-			return true;
-	}
-	if ((ps & PURPOSE_BIT(RETENTION_LAW_ENFORCEMENT)) &&
-		row->ended_at > cut->cutoff[RETENTION_LAW_ENFORCEMENT])
-		return true;
-	if ((ps & PURPOSE_BIT(RETENTION_NETWORK_SECURITY)) &&
-		row->ended_at > cut->cutoff[RETENTION_NETWORK_SECURITY])
-		return true;
-	if ((ps & PURPOSE_BIT(RETENTION_MARKETING)) && row->consent)
-		return true;
 	return false;
 }
 
@@ -694,14 +625,14 @@ column_kept(const RetentionColumn *c, const RetentionCutoffs *cut,
 bool
 expiry_window_open(const RetentionCutoffs *cut, const RetentionRow *row, int p)
 {
-	RetentionColumn c;
 	RetentionRow bare = *row;
 
-	memset(&c, 0, sizeof(c));
-	c.purposes = PURPOSE_BIT(p);
 	bare.hold = HOLD_NONE;
 	bare.consent = false;
-	return column_kept(&c, cut, &bare);
+	bare.location_consent = false;
+	if (!retention_rule(p)->in_force)
+		return false;
+	return rule_keeps(p, cut, &bare);
 }
 
 /*
@@ -728,6 +659,7 @@ expiry_due_columns(const RetentionTable *t, const RetentionCutoffs *cut,
 	{
 		for (i = 0; i < t->ncolumns; i++)
 			if ((t->columns[i].purposes & PURPOSE_BIT(RETENTION_MARKETING)) &&
+				retention_rule(RETENTION_MARKETING)->condition == RULE_CONSENT &&
 				(due & (UINT64CONST(1) << i)) == 0)
 			{
 				due &= ~(UINT64CONST(1) << t->subscriber_index);
@@ -757,14 +689,26 @@ expiry_due_bound(const RetentionTable *t, const RetentionCutoffs *cut, bool *exa
 	*exact = true;
 	for (i = 0; i < t->ncolumns; i++)
 	{
-		/* due once ended_at is at or before the earliest of its purposes' cutoffs */
+		/* due once ended_at is at or before the earliest of its rules' cutoffs */
 		TimestampTz b = DT_NOEND;
+		bool		conditional = false;
 
 		for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
 		{
-			if ((t->columns[i].purposes & PURPOSE_BIT(p)) == 0 || p == RETENTION_MARKETING)
+			const RetentionRule *r;
+
+			if ((t->columns[i].purposes & PURPOSE_BIT(p)) == 0)
 				continue;
-			if (p == RETENTION_BILLING && t->anchor != InvalidAttrNumber)
+			r = retention_rule(p);
+			if (r->condition == RULE_CONSENT || r->condition == RULE_LOCATION_CONSENT)
+				continue;
+			if (r->condition != RULE_NONE)
+			{
+				/* a decree or the direction may keep nothing: due when it ends */
+				conditional = true;
+				continue;
+			}
+			if (r->billing_anchor && t->anchor != InvalidAttrNumber)
 			{
 				/* due when the anchor's window ends, whatever ended_at is */
 				b = Min(b, cut->now);
@@ -775,10 +719,12 @@ expiry_due_bound(const RetentionTable *t, const RetentionCutoffs *cut, bool *exa
 		}
 		if (b == DT_NOEND)
 		{
-			/* no purpose but marketing: due when the call ends */
+			/* kept under consent or a condition only: due when the call ends */
 			b = cut->now;
 			*exact = false;
 		}
+		else if (conditional)
+			*exact = false;
 		bound = Max(bound, b);
 	}
 	return bound;
@@ -806,6 +752,8 @@ expiry_read_row(const RetentionTable *t, const Datum *values, const bool *isnull
 	if (t->ended_at == InvalidAttrNumber || isnull[t->ended_at - 1])
 		return false;
 	row->ended_at = timestamp_value(t->ended_at_type, values[t->ended_at - 1]);
+	row->originated = (t->originated == InvalidAttrNumber ||
+					   (!isnull[t->originated - 1] && DatumGetBool(values[t->originated - 1])));
 	if (t->anchor != InvalidAttrNumber && !isnull[t->anchor - 1])
 	{
 		row->billing_anchor = timestamp_value(t->anchor_type, values[t->anchor - 1]);
@@ -1002,9 +950,35 @@ command_hold(const RetentionTable *t, Datum subscriber, TimestampTz ended_at)
 }
 
 /*
+ * expiry_location_consent: is a location consent of subscriber in effect
+ * at moment?  retention._location_consent_active() is the same condition
+ * in SQL.  Reads retention.location_consent as the extension's owner.
+ */
+bool
+expiry_location_consent(Datum subscriber, TimestampTz moment)
+{
+	OwnerSPI	o;
+	bool		result;
+
+	owner_spi_begin(&o);
+	run_kept_plan(&location_plan,
+				  "SELECT 1 FROM retention.location_consent l "
+				  "WHERE l.subscriber = $1 AND l.withdrawn_at IS NULL AND l.suspended_at IS NULL "
+				  "AND CASE l.kind WHEN 'location' THEN l.valid_until > $2 "
+				  "ELSE l.closed_at IS NULL END",
+				  2, (Oid[]) {TEXTOID, TIMESTAMPTZOID},
+				  (Datum[]) {subscriber, TimestampTzGetDatum(moment)},
+				  1);
+	result = (SPI_processed == 1);
+	owner_spi_end(&o);
+	return result;
+}
+
+/*
  * expiry_lookup_row: if need_holds, the holds on the row and, if
- * need_consent, the subscriber's marketing consent.  Reads retention.hold
- * and retention.consent as the extension's owner: the writing role may not.
+ * need_consent, the subscriber's consents (marketing, location) the table
+ * can use.  Reads retention.hold and the consents as the extension's
+ * owner: the writing role may not.
  */
 void
 expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnull,
@@ -1012,6 +986,7 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
 {
 	OwnerSPI	o;
 	Datum		subscriber;
+	TimestampTz moment = GetCurrentTransactionStartTimestamp();
 
 	if (t->subscriber == InvalidAttrNumber || isnull[t->subscriber - 1])
 		return;
@@ -1020,6 +995,10 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
 		row->hold = command_hold(t, subscriber, row->ended_at);
 	if (!need_consent)
 		return;
+	if (t->has_location)
+		row->location_consent = expiry_location_consent(subscriber, moment);
+	if (!t->has_marketing)
+		return;
 
 	owner_spi_begin(&o);
 	run_kept_plan(&consent_plan,
@@ -1027,8 +1006,7 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
 				  "WHERE subscriber = $1 AND withdrawn_at IS NULL "
 				  "AND least(valid_until, contract_end) > $2",
 				  2, (Oid[]) {TEXTOID, TIMESTAMPTZOID},
-				  (Datum[]) {subscriber,
-					  TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
+				  (Datum[]) {subscriber, TimestampTzGetDatum(moment)},
 				  1);
 	row->consent = (SPI_processed == 1);
 	owner_spi_end(&o);

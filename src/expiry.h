@@ -17,6 +17,7 @@
 #define RETENTION_EXPIRY_H
 
 #include "retention.h"
+#include "policy.h"
 
 #include "access/tupdesc.h"
 #include "executor/spi.h"
@@ -32,7 +33,9 @@ typedef struct RetentionColumn
 	AttrNumber	attnum;			/* in the relation the entry describes */
 	NameData	attname;
 	RetentionTypeKind kind;
-	PurposeSet	purposes;
+	PurposeSet	tagged;			/* its type modifier's purposes */
+	PurposeSet	purposes;		/* the rules of the regime in force that
+								 * govern it (policy.c): what it is kept for */
 	RetentionMethod method;		/* at the deadline (erase by default) */
 	bool		notnull;		/* erased to the empty value, not NULL */
 } RetentionColumn;
@@ -66,6 +69,11 @@ typedef struct RetentionTable
 	int			subscriber_index;	/* its place in columns[], or -1 */
 	bool		keep_anonymized;	/* on_expiry = 'anonymize' */
 	bool		has_marketing;	/* some column is kept for marketing */
+	bool		has_location;	/* some column is kept under location consent */
+	bool		contract;		/* subscriber table: ended_at is a contract's end */
+	AttrNumber	originated;		/* boolean: the operator's subscriber
+								 * originated the communication; or
+								 * InvalidAttrNumber */
 	int			ncolumns;
 	RetentionColumn *columns;	/* in the protected table's column order */
 	int			ntimestamps;	/* generalized when the row is kept
@@ -76,18 +84,6 @@ typedef struct RetentionTable
 	SPIPlanPtr	delete_plan;
 } RetentionTable;
 
-/*
- * The moment a decision is taken for ("now": the statement's start, or the
- * sweep's fixed cutoff) and, for each purpose, the latest anchor whose
- * window has ended at that moment.  A value is kept for purpose p while its
- * anchor is later than cutoff[p].
- */
-typedef struct RetentionCutoffs
-{
-	TimestampTz now;
-	TimestampTz cutoff[RETENTION_NUM_PURPOSES];
-} RetentionCutoffs;
-
 /* one row's facts, as the rules need them */
 typedef struct RetentionRow
 {
@@ -95,13 +91,15 @@ typedef struct RetentionRow
 	TimestampTz billing_anchor;
 	bool		has_anchor;
 	bool		consent;		/* an active marketing consent covers it */
+	bool		location_consent;	/* an active location consent covers it */
+	bool		originated;		/* billing may keep it (no originated column,
+								 * or its value true) */
 	RetentionHold hold;
 } RetentionRow;
 
 /* the relation's description; never NULL */
 extern RetentionTable *retention_table(Oid relid);
 
-extern void retention_cutoffs(TimestampTz now, RetentionCutoffs *cut);
 extern uint64 retention_cache_generation;
 extern TimestampTz expiry_due_bound(const RetentionTable *t, const RetentionCutoffs *cut,
 									bool *exact);
@@ -113,6 +111,10 @@ extern bool expiry_read_row(const RetentionTable *t, const Datum *values,
 extern void expiry_lookup_row(const RetentionTable *t, const Datum *values,
 							  const bool *isnull, RetentionRow *row,
 							  bool need_holds, bool need_consent);
+extern bool expiry_location_consent(Datum subscriber, TimestampTz moment);
+/* the values _sweep_row() and _column_states() take after their first five */
+#define expiry_row_nargs(t) ((t)->ncolumns + ((t)->originated != InvalidAttrNumber ? 1 : 0))
+#define expiry_has_consents(t) ((t)->has_marketing || (t)->has_location)
 extern bool retention_table_has_holds(Oid root, TimestampTz moment, bool fresh);
 extern bool expiry_apply(const RetentionTable *t, uint64 due, bool fully_due,
 						 bool may_hash, Datum *values, bool *isnull, bool *replace);

@@ -139,7 +139,7 @@ retention_column_states(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	t = retention_table(PG_GETARG_OID(0));
-	if (!OidIsValid(t->protected_relid) || PG_NARGS() - 5 != t->ncolumns)
+	if (!OidIsValid(t->protected_relid) || PG_NARGS() - 5 != expiry_row_nargs(t))
 		PG_RETURN_NULL();
 
 	memset(&row, 0, sizeof(row));
@@ -152,7 +152,22 @@ retention_column_states(PG_FUNCTION_ARGS)
 			row.billing_anchor = instant_arg(fcinfo, 2);
 			row.has_anchor = true;
 		}
+		row.originated = (t->originated == InvalidAttrNumber ||
+						  (!PG_ARGISNULL(5 + t->ncolumns) && PG_GETARG_BOOL(5 + t->ncolumns)));
 		row.consent = !PG_ARGISNULL(3) && PG_GETARG_BOOL(3);
+		if (PG_ARGISNULL(3) && t->subscriber_index >= 0 &&
+			!PG_ARGISNULL(5 + t->subscriber_index))
+		{
+			/* the consents were left to C to look up (a location consent) */
+			Datum		sub = PG_GETARG_DATUM(5 + t->subscriber_index);
+			Datum	   *v = palloc0(sizeof(Datum) * t->subscriber);
+			bool	   *n = palloc(sizeof(bool) * t->subscriber);
+
+			memset(n, true, sizeof(bool) * t->subscriber);
+			v[t->subscriber - 1] = sub;
+			n[t->subscriber - 1] = false;
+			expiry_lookup_row(t, v, n, &row, false, true);
+		}
 		retention_cutoffs(GetCurrentStatementStartTimestamp(), &cut);
 		/* due without holds, then with them: the difference is what they hold */
 		due = expiry_due_columns(t, &cut, &row, &fully_due);
@@ -260,6 +275,8 @@ retention_window_open(PG_FUNCTION_ARGS)
 		purpose_unknown_error(text_to_cstring(PG_GETARG_TEXT_PP(0)));
 	memset(&row, 0, sizeof(row));
 	row.ended_at = instant_arg(fcinfo, 1);
+	/* the views test the direction themselves (retention._exposure_sql()) */
+	row.originated = true;
 	if (!PG_ARGISNULL(2))
 	{
 		row.billing_anchor = instant_arg(fcinfo, 2);

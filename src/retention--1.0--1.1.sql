@@ -337,6 +337,718 @@ END
 $$;
 
 --------------------------------------------------------------------------
+-- Legal regimes (issue 15): the law as data
+--
+-- What each purpose keeps, for how long and on what condition is a rule of
+-- a legal regime, a versioned set of rules.  Two regimes ship: fr-2004,
+-- CPCE L34-1 as first written (the seed's text, what 1.0 enforces), and
+-- fr-2025, L34-1 as rewritten in 2021 and 2025 (the default of a new
+-- install).  A database upgraded from 1.0 keeps fr-2004 until a
+-- retention_admin member runs retention.set_regime().  The rules
+-- (policy.c) read the regime in force through retention.policy and
+-- retention._coverage(); a rule has a floor as well as a ceiling: what
+-- must be kept is never erased before it.
+--
+-- The regimes, rules and aliases are the law: recreated by CREATE
+-- EXTENSION, never dumped, and compared by verify() with what this script
+-- shipped.  The choice of regime and the declared legal bases (decrees)
+-- are the operator's: dumped.
+--------------------------------------------------------------------------
+
+-- the purposes of today's text, next to the seed's four
+INSERT INTO retention.purpose VALUES
+	('connection',			'1 year',	'1 year',	'CPCE L34-1 II bis 3° and R10-13 IV'),
+	('national_security',	'1 year',	'1 year',	'CPCE L34-1 III and R10-13 V'),
+	('location',			NULL,		NULL,		'CPCE L34-1 V'),
+	('identity',			'5 years',	'5 years',	'CPCE L34-1 II bis 1° and R10-13 I'),
+	('account',				'1 year',	'1 year',	'CPCE L34-1 II bis 2° and R10-13 II'),
+	('payment',				'1 year',	'1 year',	'CPCE L34-1 II bis 2° and R10-13 III');
+
+CREATE TABLE retention.regime (
+	code			text PRIMARY KEY,
+	title			text NOT NULL,
+	enacted			date NOT NULL,
+	superseded_by	text REFERENCES retention.regime
+);
+COMMENT ON TABLE retention.regime IS
+	'The legal regimes retention can enforce: versioned sets of rules';
+
+CREATE TABLE retention.rule (
+	regime			text NOT NULL REFERENCES retention.regime,
+	purpose			text NOT NULL REFERENCES retention.purpose,
+	kind			text NOT NULL CHECK (kind IN ('must_keep', 'may_keep')),
+	floor			interval,
+	ceiling			interval,
+	default_window	interval,
+	anchor			text NOT NULL
+		CHECK (anchor IN ('communication', 'billing_anchor', 'contract_end')),
+	condition		text NOT NULL
+		CHECK (condition IN ('none', 'consent', 'location_consent', 'decree', 'originated')),
+	covers			text[] NOT NULL,
+	citation		text NOT NULL,
+	PRIMARY KEY (regime, purpose),
+	CHECK ((kind = 'must_keep') = (floor IS NOT NULL)),
+	CHECK ((ceiling IS NULL) = (condition IN ('consent', 'location_consent'))),
+	CHECK (floor <= default_window AND default_window <= ceiling)
+);
+COMMENT ON TABLE retention.rule IS
+	'Per regime and purpose: must or may keep, floor, ceiling, default window, anchor, condition, the types it covers, and the paragraph in force';
+
+-- how a tagged purpose that has no rule of its own in a regime reads there
+CREATE TABLE retention.rule_alias (
+	regime			text NOT NULL,
+	purpose			text NOT NULL REFERENCES retention.purpose,
+	type			text NOT NULL,
+	rule			text NOT NULL,
+	PRIMARY KEY (regime, purpose, type),
+	FOREIGN KEY (regime, rule) REFERENCES retention.rule
+);
+COMMENT ON TABLE retention.rule_alias IS
+	'How a purpose of another regime reads in this one, per tagged type (fr-2025 reads law_enforcement as connection or national_security)';
+
+-- the regimes and their rules as shipped: verify() compares the tables
+-- with these
+CREATE FUNCTION retention._shipped_regimes()
+RETURNS SETOF retention.regime
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	VALUES
+	('fr-2004', 'CPCE L34-1 as first written (L32-3-1 of 2001, L34-1 since 2004)', date '2004-07-09', 'fr-2025'),
+	('fr-2025', 'CPCE L34-1 as rewritten by loi 2021-998 (art. 17) and loi 2025-532', date '2025-06-13', NULL)
+$$;
+
+CREATE FUNCTION retention._shipped_rules()
+RETURNS SETOF retention.rule
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	VALUES
+	-- the seed's text: ceilings only, numbering of L32-3-1
+	('fr-2004', 'billing', 'may_keep', NULL::interval, interval '1 year', interval '1 year', 'billing_anchor', 'none',
+	 '{msisdn,imsi,imei,cell,ident}'::text[], 'CPCE L34-1 III ¶1 and L34-2 (text of 2004)'),
+	('fr-2004', 'law_enforcement', 'may_keep', NULL, interval '1 year', interval '1 year', 'communication', 'none',
+	 '{msisdn,imsi,imei,cell,ident}', 'CPCE L34-1 II (text of 2004)'),
+	('fr-2004', 'marketing', 'may_keep', NULL, NULL, NULL, 'communication', 'consent',
+	 '{msisdn,imsi,imei,cell,ident}', 'CPCE L34-1 III ¶2 (text of 2004)'),
+	('fr-2004', 'network_security', 'may_keep', NULL, interval '3 months', interval '3 months', 'communication', 'none',
+	 '{msisdn,imsi,imei,cell,ident}', 'CPCE L34-1 III ¶3 and R10-14 IV (text of 2004)'),
+	-- today's text
+	('fr-2025', 'connection', 'must_keep', interval '1 year', interval '1 year', interval '1 year', 'communication', 'none',
+	 '{msisdn,imsi,imei,ident}', 'CPCE L34-1 II bis 3° and R10-13 IV'),
+	('fr-2025', 'national_security', 'must_keep', interval '1 year', interval '1 year', interval '1 year', 'communication', 'decree',
+	 '{msisdn,imsi,imei,cell,ident}', 'CPCE L34-1 III and R10-13 V'),
+	('fr-2025', 'billing', 'may_keep', NULL, interval '1 year', interval '1 year', 'billing_anchor', 'originated',
+	 '{msisdn,imsi,imei,cell,ident}', 'CPCE L34-1 IV ¶1, R10-14 I to III and L34-2'),
+	('fr-2025', 'network_security', 'may_keep', NULL, interval '3 months', interval '3 months', 'communication', 'none',
+	 '{msisdn,imsi,imei,cell,ident}', 'CPCE L34-1 IV ¶2 and R10-14 IV'),
+	('fr-2025', 'marketing', 'may_keep', NULL, NULL, NULL, 'communication', 'consent',
+	 '{msisdn,imsi,imei,cell,ident}', 'CPCE L34-1 IV ¶2'),
+	('fr-2025', 'location', 'may_keep', NULL, NULL, NULL, 'communication', 'location_consent',
+	 '{cell,ident}', 'CPCE L34-1 V'),
+	('fr-2025', 'identity', 'must_keep', interval '5 years', interval '5 years', interval '5 years', 'contract_end', 'none',
+	 '{msisdn,ident}', 'CPCE L34-1 II bis 1° and R10-13 I'),
+	('fr-2025', 'account', 'must_keep', interval '1 year', interval '1 year', interval '1 year', 'contract_end', 'none',
+	 '{msisdn,imsi,imei,ident}', 'CPCE L34-1 II bis 2° and R10-13 II'),
+	('fr-2025', 'payment', 'must_keep', interval '1 year', interval '1 year', interval '1 year', 'contract_end', 'none',
+	 '{ident}', 'CPCE L34-1 II bis 2° and R10-13 III')
+$$;
+
+CREATE FUNCTION retention._shipped_rule_aliases()
+RETURNS SETOF retention.rule_alias
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	-- 1.0's law_enforcement: the source of the connection and the
+	-- terminal (II bis 3°) where the type can be one, location (III)
+	-- where it is a cell
+	VALUES ('fr-2025', 'law_enforcement', 'msisdn', 'connection'),
+		   ('fr-2025', 'law_enforcement', 'imsi', 'connection'),
+		   ('fr-2025', 'law_enforcement', 'imei', 'connection'),
+		   ('fr-2025', 'law_enforcement', 'ident', 'connection'),
+		   ('fr-2025', 'law_enforcement', 'cell', 'national_security')
+$$;
+
+INSERT INTO retention.regime SELECT * FROM retention._shipped_regimes() WHERE superseded_by IS NULL;
+INSERT INTO retention.regime SELECT * FROM retention._shipped_regimes() WHERE superseded_by IS NOT NULL;
+INSERT INTO retention.rule SELECT * FROM retention._shipped_rules();
+INSERT INTO retention.rule_alias SELECT * FROM retention._shipped_rule_aliases();
+CREATE TRIGGER rule_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON retention.rule
+	FOR EACH STATEMENT EXECUTE FUNCTION retention._catalog_changed();
+CREATE TRIGGER rule_alias_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON retention.rule_alias
+	FOR EACH STATEMENT EXECUTE FUNCTION retention._catalog_changed();
+
+-- the regime in force: a row only once one was chosen (an upgrade from
+-- 1.0, set_regime()); without one, fr-2025.  Dumped.
+CREATE TABLE retention.regime_setting (
+	single			boolean PRIMARY KEY DEFAULT true CHECK (single),
+	regime			text NOT NULL REFERENCES retention.regime,
+	set_at			timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	set_by			name NOT NULL DEFAULT session_user
+);
+SELECT pg_catalog.pg_extension_config_dump('retention.regime_setting', '');
+CREATE TRIGGER regime_setting_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON retention.regime_setting
+	FOR EACH STATEMENT EXECUTE FUNCTION retention._catalog_changed();
+
+-- an upgrade from 1.0 keeps what 1.0 enforced; a new install (whose 1.0
+-- objects this transaction created) gets today's law
+DO $$
+BEGIN
+	IF (SELECT p.xmin FROM pg_catalog.pg_proc p
+		 WHERE p.oid = 'retention.purposes_in(cstring[])'::pg_catalog.regprocedure)::text
+	   <> pg_catalog.pg_current_xact_id()::text THEN
+		INSERT INTO retention.regime_setting (regime, set_by) VALUES ('fr-2004', 'ALTER EXTENSION');
+		PERFORM retention._audit('set_regime', 'fr-2004',
+								 pg_catalog.jsonb_build_object('old', NULL, 'new', 'fr-2004',
+															   'why', 'upgraded from 1.0, which enforces fr-2004'));
+	END IF;
+END
+$$;
+
+CREATE FUNCTION retention.regime_in_force()
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT coalesce((SELECT s.regime FROM retention.regime_setting s), 'fr-2025')
+$$;
+COMMENT ON FUNCTION retention.regime_in_force() IS
+	'The code of the legal regime whose rules retention applies';
+
+-- the regime in force, with its rules: what the C module reads.  A
+-- window set under another regime counts only within this one's floor
+-- and ceiling (the rules clamp it; set_window() refuses outside them).
+DROP VIEW retention.policy;
+CREATE VIEW retention.policy AS
+	SELECT r.purpose,
+		   coalesce(s."window", r.default_window) AS "window",
+		   r.ceiling,
+		   r.citation AS legal_basis,
+		   r.kind,
+		   r.floor,
+		   r.anchor,
+		   r.condition,
+		   r.covers,
+		   r.regime
+	  FROM retention.rule r
+	  LEFT JOIN retention.window_setting s USING (purpose)
+	 WHERE r.regime = retention.regime_in_force()
+	 ORDER BY r.purpose;
+COMMENT ON VIEW retention.policy IS
+	'The rules of the legal regime in force: per purpose, window, ceiling, citation, kind (must_keep, may_keep), floor, anchor, condition and the tagged types it covers';
+GRANT SELECT ON retention.policy TO PUBLIC;
+
+-- which rule governs a column of type typ tagged purpose pur, in a table
+-- of kind table_kind, under the regime in force: the purpose's own rule if
+-- it covers the type, else an alias; none if the rule is for the other
+-- kind of table (a contract's end, a communication's)
+CREATE FUNCTION retention._rule_for(pur text, typ text, table_kind text)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT r.purpose
+	  FROM retention.rule r
+	 WHERE r.regime = retention.regime_in_force()
+	   AND (r.anchor = 'contract_end') = (table_kind = 'subscriber')
+	   AND ((r.purpose = pur AND typ = ANY (r.covers))
+			OR r.purpose = (SELECT a.rule FROM retention.rule_alias a
+							 WHERE a.regime = r.regime AND a.purpose = pur AND a.type = typ))
+	 ORDER BY r.purpose = pur DESC
+	 LIMIT 1
+$$;
+
+-- the rules governing a tagged column of a table (protected or not: a
+-- table not protected reads as a communication table), under the regime
+-- in force
+CREATE FUNCTION retention._column_rules(tbl regclass, col name)
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT coalesce(pg_catalog.array_agg(DISTINCT r ORDER BY r) FILTER (WHERE r IS NOT NULL), '{}')
+	  FROM retention.tagged_columns(tbl) t,
+		   LATERAL pg_catalog.unnest(t.purposes) pu,
+		   LATERAL retention._rule_for(pu, pg_catalog.replace(t.type::text, 'retention.', ''),
+									   coalesce((SELECT p.table_kind FROM retention.protected_table p
+												  WHERE p.relid = retention._is_protected(tbl)),
+												'communication')) r
+	 WHERE t.attname = col
+$$;
+
+-- the regime in force's rules the C module applies: per tagged type,
+-- which rule each purpose reads as (policy.c)
+CREATE FUNCTION retention._coverage(OUT purpose text, OUT type text, OUT table_kind text, OUT rule text)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT pu.purpose, ty.t, k.k, retention._rule_for(pu.purpose, ty.t, k.k)
+	  FROM retention.purpose pu,
+		   pg_catalog.unnest('{msisdn,imsi,imei,cell,ident}'::text[]) ty(t),
+		   pg_catalog.unnest('{communication,subscriber}'::text[]) k(k)
+	 WHERE retention._rule_for(pu.purpose, ty.t, k.k) IS NOT NULL
+$$;
+
+-- Dated legal bases: the national-security injunction decrees of III.
+-- Append-only: a renewal is a new row, and a lapsed decree stays, since
+-- the data taken in under it keep their year.  Dumped.
+CREATE TABLE retention.legal_basis (
+	id				bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+	basis			text NOT NULL CHECK (basis IN ('national_security')),
+	reference		text NOT NULL CHECK (pg_catalog.btrim(reference) <> ''),
+	valid_from		timestamptz NOT NULL,
+	valid_to		timestamptz NOT NULL,
+	declared_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	declared_by		name NOT NULL DEFAULT session_user,
+	CHECK (valid_from < valid_to)
+);
+COMMENT ON TABLE retention.legal_basis IS
+	'Dated legal bases (national-security injunction decrees, CPCE L34-1 III): append-only';
+SELECT pg_catalog.pg_extension_config_dump('retention.legal_basis', '');
+SELECT pg_catalog.pg_extension_config_dump('retention.legal_basis_id_seq', '');
+CREATE TRIGGER legal_basis_changed
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON retention.legal_basis
+	FOR EACH STATEMENT EXECUTE FUNCTION retention._catalog_changed();
+
+CREATE FUNCTION retention._append_only()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION 'table % is append-only', TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME
+		USING ERRCODE = 'insufficient_privilege',
+			  HINT = 'A legal basis once declared stays: data taken in under it keep their term. Declare a renewal or a new decree as a new basis.';
+END
+$$;
+CREATE TRIGGER legal_basis_append_only
+	BEFORE UPDATE OR DELETE ON retention.legal_basis
+	FOR EACH ROW EXECUTE FUNCTION retention._append_only();
+CREATE TRIGGER legal_basis_no_truncate
+	BEFORE TRUNCATE ON retention.legal_basis
+	FOR EACH STATEMENT EXECUTE FUNCTION retention._append_only();
+
+CREATE FUNCTION retention.declare_basis(basis text, reference text,
+										valid_from timestamptz, valid_to timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	id		bigint;
+BEGIN
+	IF basis IS NULL OR basis <> 'national_security' THEN
+		RAISE EXCEPTION 'unknown legal basis "%"', basis
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'The only dated basis is national_security: a decree enjoining retention (CPCE L34-1 III).';
+	END IF;
+	IF reference IS NULL OR pg_catalog.btrim(reference) = '' THEN
+		RAISE EXCEPTION 'a legal basis needs a reference'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give the decree''s number, such as ''décret n° 2025-980''.';
+	END IF;
+	IF valid_from IS NULL OR valid_to IS NULL OR NOT pg_catalog.isfinite(valid_from)
+	   OR NOT pg_catalog.isfinite(valid_to) OR valid_from >= valid_to THEN
+		RAISE EXCEPTION 'invalid period for legal basis %', reference
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'valid_from and valid_to are required, finite, and valid_from must be before valid_to.';
+	END IF;
+	-- a year in UTC calendar time, as every term of the rules
+	IF valid_to > ((valid_from AT TIME ZONE 'UTC') + interval '1 year') AT TIME ZONE 'UTC' THEN
+		RAISE EXCEPTION 'a national-security decree is in force for at most one year'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = pg_catalog.format('%s runs from %s to %s.', reference, valid_from, valid_to),
+				  HINT = 'CPCE L34-1 III: the injunction lasts at most one year, renewable; declare each renewal as a new basis.';
+	END IF;
+	INSERT INTO retention.legal_basis AS b (basis, reference, valid_from, valid_to)
+		VALUES (basis, reference, valid_from, valid_to)
+		RETURNING b.id INTO id;
+	PERFORM retention._audit('declare_basis', basis,
+							 pg_catalog.jsonb_build_object('id', id, 'reference', reference,
+														   'valid_from', valid_from, 'valid_to', valid_to));
+	-- rows taken in during the new period are kept for it from now on;
+	-- those already erased at write time are gone (report() shows the
+	-- period's start)
+	RETURN id;
+END
+$$;
+COMMENT ON FUNCTION retention.declare_basis(text, text, timestamptz, timestamptz) IS
+	'Declare a dated legal basis, such as a national-security injunction decree (append-only, audited)';
+REVOKE ALL ON FUNCTION retention.declare_basis(text, text, timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.declare_basis(text, text, timestamptz, timestamptz) TO retention_admin;
+
+-- the decree a communication ended at `at' rests on, if any
+CREATE FUNCTION retention._basis_at(basis text, at timestamptz)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT b.reference FROM retention.legal_basis b
+	 WHERE b.basis = _basis_at.basis AND b.valid_from <= at AND at < b.valid_to
+	 ORDER BY b.valid_from DESC, b.id DESC
+	 LIMIT 1
+$$;
+
+-- Location consents (V): their own kind, withdrawable and suspendable at
+-- any time; an emergency call counts as consent until the rescue
+-- operation is closed.  Dumped.
+CREATE TABLE retention.location_consent (
+	id				bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+	subscriber		text NOT NULL,
+	kind			text NOT NULL CHECK (kind IN ('location', 'emergency')),
+	reference		text,
+	valid_until		timestamptz,
+	granted_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	granted_by		name NOT NULL DEFAULT session_user,
+	suspended_at	timestamptz,
+	withdrawn_at	timestamptz,
+	closed_at		timestamptz,
+	CHECK ((kind = 'location') = (valid_until IS NOT NULL)),
+	CHECK (kind = 'emergency' OR (reference IS NULL AND closed_at IS NULL)),
+	CHECK (kind = 'location' OR (suspended_at IS NULL AND withdrawn_at IS NULL))
+);
+CREATE INDEX location_consent_subscriber ON retention.location_consent (subscriber);
+SELECT pg_catalog.pg_extension_config_dump('retention.location_consent', '');
+SELECT pg_catalog.pg_extension_config_dump('retention.location_consent_id_seq', '');
+COMMENT ON TABLE retention.location_consent IS
+	'Location consents (CPCE L34-1 V): granted, suspended, withdrawn; emergency calls until the rescue is closed';
+
+-- is a location consent of subscriber in effect at moment?  (the one
+-- definition: policy.c runs the same condition)
+CREATE FUNCTION retention._location_consent_active(subscriber text, moment timestamptz)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT EXISTS (SELECT 1 FROM retention.location_consent l
+					WHERE l.subscriber = _location_consent_active.subscriber
+					  AND l.withdrawn_at IS NULL AND l.suspended_at IS NULL
+					  AND CASE l.kind WHEN 'location' THEN l.valid_until > moment
+									  ELSE l.closed_at IS NULL END)
+$$;
+
+CREATE FUNCTION retention.grant_location_consent(subscriber text, valid_until timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	v		text := retention._consent_subscriber(subscriber);
+	id		bigint;
+BEGIN
+	IF subscriber IS NULL THEN
+		RAISE EXCEPTION 'subscriber must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF valid_until IS NULL OR NOT pg_catalog.isfinite(valid_until) OR valid_until <= pg_catalog.now() THEN
+		RAISE EXCEPTION 'a location consent needs an end in the future'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = pg_catalog.format('valid_until is %s.', coalesce(valid_until::text, 'null')),
+				  HINT = 'CPCE L34-1 V: the subscriber is told the duration of the processing before consenting.';
+	END IF;
+	INSERT INTO retention.location_consent AS l (subscriber, kind, valid_until)
+		VALUES (v, 'location', valid_until)
+		RETURNING l.id INTO id;
+	PERFORM retention._audit('grant_location_consent', NULL,
+							 pg_catalog.jsonb_build_object('id', id, 'valid_until', valid_until));
+	RETURN id;
+END
+$$;
+COMMENT ON FUNCTION retention.grant_location_consent(text, timestamptz) IS
+	'Record a subscriber''s consent to keeping location data, until a date (audited)';
+
+-- suspend, resume or withdraw every location consent of a subscriber
+CREATE FUNCTION retention._location_consent_change(subscriber text, what text)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	v		text := retention._consent_subscriber(subscriber);
+	n		integer;
+BEGIN
+	IF subscriber IS NULL THEN
+		RAISE EXCEPTION 'subscriber must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF what = 'suspend' THEN
+		UPDATE retention.location_consent l SET suspended_at = pg_catalog.now()
+		 WHERE l.subscriber = v AND l.kind = 'location' AND l.withdrawn_at IS NULL
+		   AND l.suspended_at IS NULL;
+	ELSIF what = 'resume' THEN
+		UPDATE retention.location_consent l SET suspended_at = NULL
+		 WHERE l.subscriber = v AND l.kind = 'location' AND l.withdrawn_at IS NULL
+		   AND l.suspended_at IS NOT NULL;
+	ELSE
+		UPDATE retention.location_consent l SET withdrawn_at = pg_catalog.now()
+		 WHERE l.subscriber = v AND l.kind = 'location' AND l.withdrawn_at IS NULL;
+	END IF;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	IF n = 0 THEN
+		RAISE EXCEPTION 'subscriber has no location consent to %', what
+			USING ERRCODE = 'no_data_found';
+	END IF;
+	PERFORM retention._audit(what || '_location_consent', NULL,
+							 pg_catalog.jsonb_build_object('consents', n));
+	RETURN n;
+END
+$$;
+
+CREATE FUNCTION retention.suspend_location_consent(subscriber text)
+RETURNS integer
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$ SELECT retention._location_consent_change(subscriber, 'suspend') $$;
+COMMENT ON FUNCTION retention.suspend_location_consent(text) IS
+	'Suspend a subscriber''s location consent: nothing is kept for location meanwhile (audited)';
+
+CREATE FUNCTION retention.resume_location_consent(subscriber text)
+RETURNS integer
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$ SELECT retention._location_consent_change(subscriber, 'resume') $$;
+COMMENT ON FUNCTION retention.resume_location_consent(text) IS
+	'End the suspension of a subscriber''s location consent; what went meanwhile stays gone (audited)';
+
+CREATE FUNCTION retention.withdraw_location_consent(subscriber text)
+RETURNS integer
+LANGUAGE sql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$ SELECT retention._location_consent_change(subscriber, 'withdraw') $$;
+COMMENT ON FUNCTION retention.withdraw_location_consent(text) IS
+	'Withdraw a subscriber''s location consent (audited)';
+
+CREATE FUNCTION retention.emergency_call(subscriber text, reference text)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	v		text := retention._consent_subscriber(subscriber);
+	id		bigint;
+BEGIN
+	IF subscriber IS NULL THEN
+		RAISE EXCEPTION 'subscriber must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF reference IS NULL OR pg_catalog.btrim(reference) = '' THEN
+		RAISE EXCEPTION 'an emergency call needs the rescue operation''s reference'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	INSERT INTO retention.location_consent AS l (subscriber, kind, reference)
+		VALUES (v, 'emergency', reference)
+		RETURNING l.id INTO id;
+	PERFORM retention._audit('emergency_call', NULL,
+							 pg_catalog.jsonb_build_object('id', id, 'reference', reference));
+	RETURN id;
+END
+$$;
+COMMENT ON FUNCTION retention.emergency_call(text, text) IS
+	'An emergency call: location data of the caller are kept until the rescue operation is closed (CPCE L34-1 V, audited)';
+
+CREATE FUNCTION retention.close_emergency(id bigint)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	l		retention.location_consent;
+BEGIN
+	SELECT * INTO l FROM retention.location_consent c WHERE c.id = close_emergency.id FOR UPDATE;
+	IF NOT FOUND OR l.kind <> 'emergency' THEN
+		RAISE EXCEPTION 'emergency call % does not exist', id
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF l.closed_at IS NOT NULL THEN
+		RAISE EXCEPTION 'the rescue operation of emergency call % was already closed', id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = pg_catalog.format('It was closed at %s.', l.closed_at);
+	END IF;
+	UPDATE retention.location_consent c SET closed_at = pg_catalog.now() WHERE c.id = close_emergency.id;
+	PERFORM retention._audit('close_emergency', NULL,
+							 pg_catalog.jsonb_build_object('id', id, 'reference', l.reference));
+END
+$$;
+COMMENT ON FUNCTION retention.close_emergency(bigint) IS
+	'Close the rescue operation of an emergency call: its location data fall due (audited)';
+
+REVOKE ALL ON FUNCTION retention.grant_location_consent(text, timestamptz),
+				   retention.suspend_location_consent(text),
+				   retention.resume_location_consent(text),
+				   retention.withdraw_location_consent(text),
+				   retention.emergency_call(text, text),
+				   retention.close_emergency(bigint),
+				   retention._location_consent_change(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.grant_location_consent(text, timestamptz),
+				   retention.suspend_location_consent(text),
+				   retention.resume_location_consent(text),
+				   retention.withdraw_location_consent(text),
+				   retention.emergency_call(text, text),
+				   retention.close_emergency(bigint) TO retention_admin;
+
+-- protected tables: which rows the operator's own subscribers originated
+-- (billing keeps nothing else under fr-2025), and what the table holds:
+-- communications (anchored on their end) or subscribers and contracts
+-- (anchored on the contract's end, NULL while it runs)
+ALTER EVENT TRIGGER retention_exposures_before_alter DISABLE;
+ALTER EVENT TRIGGER retention_exposures_after_alter DISABLE;
+ALTER TABLE retention.protected_table
+	ADD COLUMN originated name,
+	ADD COLUMN table_kind text NOT NULL DEFAULT 'communication'
+		CHECK (table_kind IN ('communication', 'subscriber'));
+ALTER EVENT TRIGGER retention_exposures_before_alter ENABLE;
+ALTER EVENT TRIGGER retention_exposures_after_alter ENABLE;
+
+
+-- the law, the regime chosen and the decrees declared are public: any
+-- role's writes are decided by them
+GRANT SELECT ON retention.regime, retention.rule, retention.rule_alias,
+				retention.regime_setting, retention.legal_basis TO PUBLIC;
+
+CREATE OR REPLACE FUNCTION retention._unknown_purpose(purpose text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+BEGIN
+	RAISE EXCEPTION 'unknown retention purpose "%"', purpose
+		USING ERRCODE = 'invalid_parameter_value',
+			  HINT = 'Valid purposes are account, billing, connection, identity, law_enforcement, location, marketing, national_security, network_security and payment.';
+END
+$$;
+
+-- per tagged column of a protected table, in tagged_columns() order: how
+-- many of its values in clear are past their deadline now, under the
+-- regime in force (as report()'s overdue_rows)
+CREATE FUNCTION retention._overdue_values(tbl regclass)
+RETURNS bigint[]
+LANGUAGE plpgsql
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	n		integer;
+	aggs	text;
+	res		bigint[];
+BEGIN
+	SELECT pg_catalog.count(*) INTO n FROM retention.tagged_columns(tbl);
+	IF n = 0 THEN
+		RETURN '{}';
+	END IF;
+	SELECT pg_catalog.string_agg(pg_catalog.format('count(*) FILTER (WHERE substr(s, %s, 1) = ''o'')', k), ', ')
+	  INTO aggs FROM pg_catalog.generate_series(1, n) k;
+	EXECUTE pg_catalog.format('SELECT ARRAY[%s] FROM (SELECT retention._column_states(%s) s FROM %s x) q',
+							  aggs, retention._row_args(tbl), tbl)
+	   INTO res;
+	RETURN res;
+END
+$$;
+
+-- Switch the regime in force.  Nothing is erased at the switch: values
+-- whose deadline is earlier under the new regime are the next sweep's.
+-- Returns, per tagged column of each protected table whose rules or
+-- overdue values change, the rules before and after and the values the
+-- next sweep would then clear.  With dry_run, nothing changes.
+CREATE FUNCTION retention.set_regime(code text, dry_run boolean DEFAULT false)
+RETURNS TABLE ("table" regclass, "column" name, rules_before text[], rules_after text[],
+			   overdue_before bigint, overdue_after bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	old			text := retention.regime_in_force();
+	p			record;
+	c			record;
+	before		jsonb := '{}';
+	after		jsonb := '{}';
+	dropped		jsonb := '[]';
+	i			integer;
+	counts		bigint[];
+	rules		jsonb;
+BEGIN
+	IF code IS NULL OR NOT EXISTS (SELECT 1 FROM retention.regime r WHERE r.code = set_regime.code) THEN
+		RAISE EXCEPTION 'unknown legal regime "%"', code
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Valid regimes are fr-2004 and fr-2025 (see retention.regime).';
+	END IF;
+	IF dry_run IS NULL THEN
+		RAISE EXCEPTION 'dry_run must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	-- the state under each regime: rules and overdue values per column
+	FOR p IN SELECT pt.relid FROM retention.protected_table pt ORDER BY pt.relid::text LOOP
+		counts := retention._overdue_values(p.relid);
+		i := 0;
+		FOR c IN SELECT t.attname FROM retention.tagged_columns(p.relid) t LOOP
+			i := i + 1;
+			before := before || pg_catalog.jsonb_build_object(p.relid::oid::text || '/' || c.attname,
+				pg_catalog.jsonb_build_array(pg_catalog.to_jsonb(retention._column_rules(p.relid, c.attname)),
+											 counts[i]));
+		END LOOP;
+	END LOOP;
+	BEGIN
+		INSERT INTO retention.regime_setting AS s (regime) VALUES (code)
+			ON CONFLICT ON CONSTRAINT regime_setting_pkey
+			DO UPDATE SET regime = excluded.regime, set_at = pg_catalog.now(), set_by = session_user;
+		-- windows set under the old regime outside the new one's bounds go
+		FOR c IN SELECT ws.purpose, ws."window", r.floor, r.ceiling
+				   FROM retention.window_setting ws
+				   JOIN retention.rule r ON r.regime = code AND r.purpose = ws.purpose
+				  WHERE (r.ceiling IS NOT NULL AND NOT retention._window_within(ws."window", r.ceiling))
+					 OR (r.floor IS NOT NULL AND NOT retention._window_within(r.floor, ws."window"))
+					 OR r.ceiling IS NULL LOOP
+			DELETE FROM retention.window_setting ws WHERE ws.purpose = c.purpose;
+			dropped := dropped || pg_catalog.jsonb_build_object('purpose', c.purpose, 'window', c."window"::text);
+		END LOOP;
+		FOR p IN SELECT pt.relid FROM retention.protected_table pt ORDER BY pt.relid::text LOOP
+			counts := retention._overdue_values(p.relid);
+			i := 0;
+			FOR c IN SELECT t.attname FROM retention.tagged_columns(p.relid) t LOOP
+				i := i + 1;
+				after := after || pg_catalog.jsonb_build_object(p.relid::oid::text || '/' || c.attname,
+					pg_catalog.jsonb_build_array(pg_catalog.to_jsonb(retention._column_rules(p.relid, c.attname)),
+												 counts[i]));
+			END LOOP;
+		END LOOP;
+		IF dry_run THEN
+			RAISE EXCEPTION USING ERRCODE = 'RTDRY';
+		END IF;
+	EXCEPTION WHEN SQLSTATE 'RTDRY' THEN
+		NULL;				-- the dry run's switch is undone
+	END;
+	FOR p IN SELECT pt.relid FROM retention.protected_table pt ORDER BY pt.relid::text LOOP
+		FOR c IN SELECT t.attname FROM retention.tagged_columns(p.relid) t LOOP
+			"table" := p.relid;
+			"column" := c.attname;
+			SELECT pg_catalog.array_agg(x) INTO rules_before
+			  FROM pg_catalog.jsonb_array_elements_text(before->(p.relid::oid::text || '/' || c.attname)->0) x;
+			SELECT pg_catalog.array_agg(x) INTO rules_after
+			  FROM pg_catalog.jsonb_array_elements_text(after->(p.relid::oid::text || '/' || c.attname)->0) x;
+			rules_before := coalesce(rules_before, '{}');
+			rules_after := coalesce(rules_after, '{}');
+			overdue_before := (before->(p.relid::oid::text || '/' || c.attname)->>1)::bigint;
+			overdue_after := (after->(p.relid::oid::text || '/' || c.attname)->>1)::bigint;
+			IF rules_before IS DISTINCT FROM rules_after OR overdue_before IS DISTINCT FROM overdue_after THEN
+				RETURN NEXT;
+			END IF;
+		END LOOP;
+	END LOOP;
+	IF NOT dry_run THEN
+		PERFORM retention._audit('set_regime', code,
+								 pg_catalog.jsonb_build_object('old', old, 'new', code,
+															   'windows_dropped', dropped));
+	END IF;
+END
+$$;
+COMMENT ON FUNCTION retention.set_regime(text, boolean) IS
+	'Switch the legal regime in force (audited); with dry_run, say per table and column what would change';
+REVOKE ALL ON FUNCTION retention.set_regime(text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.set_regime(text, boolean) TO retention_admin;
+
+--------------------------------------------------------------------------
 -- Windows, anchors and time (issue 13, items 4, 5, 7 and 21)
 --
 -- Windows compare with ceilings as calendar time, never as intervals (to
@@ -377,22 +1089,39 @@ SET search_path = pg_catalog, retention, pg_temp
 SET intervalstyle = postgres
 AS $$
 DECLARE
-	p		retention.purpose%ROWTYPE;
+	p		retention.policy%ROWTYPE;
 	old		interval;
 	w		interval := set_window."window";
 	m		double precision;
 	d		double precision;
 	s		double precision;
+	alias	text;
 BEGIN
-	SELECT * INTO p FROM retention.purpose pu WHERE pu.purpose = set_window.purpose;
-	IF NOT FOUND THEN
+	IF NOT EXISTS (SELECT 1 FROM retention.purpose pu WHERE pu.purpose = set_window.purpose) THEN
 		PERFORM retention._unknown_purpose(set_window.purpose);
+	END IF;
+	SELECT * INTO p FROM retention.policy pol WHERE pol.purpose = set_window.purpose;
+	IF NOT FOUND THEN
+		SELECT pg_catalog.string_agg(DISTINCT pg_catalog.format('%s (%s)', a.rule, r.citation), ' or ')
+		  INTO alias
+		  FROM retention.rule_alias a JOIN retention.rule r ON r.regime = a.regime AND r.purpose = a.rule
+		 WHERE a.regime = retention.regime_in_force() AND a.purpose = set_window.purpose;
+		RAISE EXCEPTION 'purpose "%" has no rule of its own under regime %',
+				set_window.purpose, retention.regime_in_force()
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = CASE WHEN alias IS NOT NULL
+							  THEN pg_catalog.format('Its columns follow %s: set the window of that purpose.', alias)
+							  ELSE 'See retention.policy for the purposes of the regime in force.' END;
 	END IF;
 	IF p.ceiling IS NULL THEN
 		RAISE EXCEPTION 'purpose "%" has no fixed window', p.purpose
 			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = 'Marketing data are kept only under the subscriber''s express consent, for the consent''s own duration.',
-				  HINT = pg_catalog.format('See %s; use retention.grant_consent().', p.legal_basis);
+				  DETAIL = CASE WHEN p.condition = 'location_consent'
+								THEN 'Location data are kept only under the subscriber''s consent, for the consent''s own duration.'
+								ELSE 'Marketing data are kept only under the subscriber''s express consent, for the consent''s own duration.' END,
+				  HINT = pg_catalog.format('See %s; use retention.%s().', p.legal_basis,
+										   CASE WHEN p.condition = 'location_consent'
+												THEN 'grant_location_consent' ELSE 'grant_consent' END);
 	END IF;
 	IF w IS NULL THEN
 		RAISE EXCEPTION 'retention window must not be null'
@@ -421,6 +1150,15 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = pg_catalog.format('The window given was %s.', w);
 	END IF;
+	IF p.floor IS NOT NULL AND NOT retention._window_within(p.floor, w) THEN
+		RAISE EXCEPTION 'retention window % for purpose "%" is below its legal floor of %',
+				w, p.purpose, p.floor
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = pg_catalog.format('Windows compare with floors as calendar time: counted from some day, %s ends earlier than %s.',
+											 w, p.floor),
+				  HINT = pg_catalog.format('%s requires %s data to be kept for %s.', p.legal_basis,
+										   pg_catalog.replace(p.purpose, '_', ' '), p.floor);
+	END IF;
 	IF NOT retention._window_within(w, p.ceiling) THEN
 		RAISE EXCEPTION 'retention window % for purpose "%" exceeds its legal ceiling of %',
 				w, p.purpose, p.ceiling
@@ -431,13 +1169,14 @@ BEGIN
 										   pg_catalog.replace(p.purpose, '_', ' '), p.ceiling);
 	END IF;
 
-	SELECT pol."window" INTO old FROM retention.policy pol WHERE pol.purpose = p.purpose;
+	old := p."window";
 	INSERT INTO retention.window_setting AS ws (purpose, "window")
 		VALUES (p.purpose, w)
 		ON CONFLICT ON CONSTRAINT window_setting_pkey
 		DO UPDATE SET "window" = excluded."window", set_at = pg_catalog.now(), set_by = session_user;
 	PERFORM retention._audit('set_window', p.purpose,
-							 pg_catalog.jsonb_build_object('old', old::text, 'new', w::text));
+							 pg_catalog.jsonb_build_object('old', old::text, 'new', w::text,
+														   'regime', p.regime));
 END
 $$;
 
@@ -2350,12 +3089,19 @@ GRANT EXECUTE ON FUNCTION retention.dossier() TO retention_admin, retention_audi
 -- ---------------------------------------------------------------------
 -- Issue 17: protect() accepts a NOT NULL tagged column that can be erased
 -- to the empty value (see retention._unerasable_not_null()); 1.0's
--- otherwise, with search_path pinned
+-- otherwise, with search_path pinned.  Issue 15: it takes the column that
+-- says which communications the operator's own subscribers originated
+-- (billing keeps no other, CPCE L34-1 IV ¶1 and R10-14), and the kind of
+-- table: communications, anchored on their end, or subscribers and
+-- contracts, anchored on the contract's end (II bis 1° and 2°).
 -- ---------------------------------------------------------------------
-CREATE OR REPLACE FUNCTION retention.protect(tbl regclass, ended_at name,
+DROP FUNCTION retention.protect(regclass, name, name, text, name);
+CREATE FUNCTION retention.protect(tbl regclass, ended_at name,
 								  subscriber name DEFAULT NULL,
 								  on_expiry text DEFAULT 'delete',
-								  billing_anchor name DEFAULT NULL)
+								  billing_anchor name DEFAULT NULL,
+								  originated name DEFAULT NULL,
+								  table_kind text DEFAULT 'communication')
 RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, retention, pg_temp
@@ -2411,6 +3157,26 @@ BEGIN
 		END IF;
 	END IF;
 
+	IF table_kind IS NULL OR table_kind NOT IN ('communication', 'subscriber') THEN
+		RAISE EXCEPTION 'unknown table kind "%"', table_kind
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use ''communication'' for the data of communications (anchored on their end) or ''subscriber'' for subscriber and contract data (anchored on the end of the contract, the account or the prepaid service).';
+	END IF;
+	IF originated IS NOT NULL THEN
+		IF table_kind = 'subscriber' THEN
+			RAISE EXCEPTION 'a subscriber table has no originated column'
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'originated says which communications the operator''s own subscriber originated: give it for a table of communications.';
+		END IF;
+		a := retention._column(tbl, originated, 'originated');
+		IF a.atttypid <> 'boolean'::regtype THEN
+			RAISE EXCEPTION 'column "%" of relation % is of type %, not boolean',
+					originated, tbl, format_type(a.atttypid, a.atttypmod)
+				USING ERRCODE = 'datatype_mismatch',
+					  HINT = 'For an expression, add a generated column: ALTER TABLE ... ADD COLUMN originated boolean GENERATED ALWAYS AS (direction = ''out'') STORED.';
+		END IF;
+	END IF;
+
 	SELECT count(*) INTO ntagged FROM retention.tagged_columns(tbl);
 	IF ntagged = 0 THEN
 		RAISE EXCEPTION 'table % has no purpose-tagged column', tbl
@@ -2436,21 +3202,36 @@ BEGIN
 							  ELSE format('Drop the check constraint, or the NOT NULL one: ALTER TABLE %s ALTER COLUMN %I DROP NOT NULL.', c.rel, c.attname) END;
 	END LOOP;
 
-	INSERT INTO retention.protected_table (relid, ended_at, subscriber, on_expiry, billing_anchor, columns)
+	INSERT INTO retention.protected_table (relid, ended_at, subscriber, on_expiry, billing_anchor, columns,
+										   originated, table_kind)
 		VALUES (tbl, protect.ended_at, protect.subscriber, protect.on_expiry, protect.billing_anchor,
-				retention._tags(tbl));
+				retention._tags(tbl), protect.originated, protect.table_kind);
 	PERFORM retention._create_triggers(tbl);
 	PERFORM retention._audit('protect', tbl::text,
 							 jsonb_build_object('ended_at', ended_at, 'subscriber', subscriber,
 												'on_expiry', on_expiry, 'billing_anchor', billing_anchor,
-												'columns', retention._tags(tbl)));
+												'columns', retention._tags(tbl))
+							 || CASE WHEN originated IS NULL THEN '{}'::jsonb
+									 ELSE jsonb_build_object('originated', originated) END
+							 || CASE WHEN table_kind = 'communication' THEN '{}'::jsonb
+									 ELSE jsonb_build_object('table_kind', table_kind) END);
+	-- a tagged purpose the regime in force has no rule for keeps nothing
+	FOR c IN SELECT t.attname, t.purposes FROM retention.tagged_columns(tbl) t
+			  WHERE t.purposes <> '{}' AND retention._column_rules(tbl, t.attname) = '{}' LOOP
+		RAISE WARNING 'column "%" of relation % is kept for no purpose under regime %',
+				c.attname, tbl, retention.regime_in_force()
+			USING DETAIL = format('No rule of %s covers %s for a %s table of this type: its values are erased when the %s ends.',
+								  retention.regime_in_force(), array_to_string(c.purposes, ', '), table_kind,
+								  CASE WHEN table_kind = 'subscriber' THEN 'contract' ELSE 'communication' END),
+				  HINT = 'See retention.policy for the purposes and the types each covers.';
+	END LOOP;
 END
 $$;
-COMMENT ON FUNCTION retention.protect(regclass, name, name, text, name) IS
+COMMENT ON FUNCTION retention.protect(regclass, name, name, text, name, name, text) IS
 	'Put a table under retention: expiry triggers now, sweeps later (audited)';
 
-REVOKE ALL ON FUNCTION retention.protect(regclass, name, name, text, name) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION retention.protect(regclass, name, name, text, name) TO retention_admin;
+REVOKE ALL ON FUNCTION retention.protect(regclass, name, name, text, name, name, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.protect(regclass, name, name, text, name, name, text) TO retention_admin;
 
 -- ---------------------------------------------------------------------
 -- Issue 17: IP addresses as idents.  FreeRADIUS writes its framed

@@ -33,17 +33,27 @@
  * Legal purposes (CPCE L34-1).  A purpose set is a bitmask of these; as a
  * type modifier it is stored as is, -1 meaning "no modifier", that is, kept
  * for no purpose (R1).  The numbering is part of the on-disk format of
- * pg_attribute.atttypmod: never renumber.
+ * pg_attribute.atttypmod: never renumber.  What a purpose keeps, and for
+ * how long, is not here but in the rules of the legal regime in force
+ * (policy.c): the first four are the seed's text's (regime fr-2004), the
+ * others today's (fr-2025), which reads law_enforcement through them.
  */
 typedef enum RetentionPurpose
 {
 	RETENTION_BILLING = 0,
 	RETENTION_LAW_ENFORCEMENT = 1,
 	RETENTION_MARKETING = 2,
-	RETENTION_NETWORK_SECURITY = 3
+	RETENTION_NETWORK_SECURITY = 3,
+	/* today's L34-1 (regime fr-2025) */
+	RETENTION_CONNECTION = 4,	/* II bis 3°: source of the connection, terminal */
+	RETENTION_NATIONAL_SECURITY = 5,	/* III: under an injunction decree */
+	RETENTION_LOCATION = 6,		/* V: under location consent */
+	RETENTION_IDENTITY = 7,		/* II bis 1°: civil identity */
+	RETENTION_ACCOUNT = 8,		/* II bis 2°: account data */
+	RETENTION_PAYMENT = 9		/* II bis 2°: payment data */
 } RetentionPurpose;
 
-#define RETENTION_NUM_PURPOSES	4
+#define RETENTION_NUM_PURPOSES	10
 #define PURPOSE_BIT(p)			(1 << (p))
 #define PURPOSE_SET_ALL			((1 << RETENTION_NUM_PURPOSES) - 1)
 

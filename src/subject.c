@@ -80,7 +80,7 @@ rewritten_done(RetentionTable *t, Relation rel, TimestampTz moment)
 	heap_deform_tuple(&tuple, RelationGetDescr(rel), values, isnull);
 	if (expiry_read_row(t, values, isnull, &row))
 	{
-		expiry_lookup_row(t, values, isnull, &row, true, t->has_marketing && moment != DT_NOEND);
+		expiry_lookup_row(t, values, isnull, &row, true, expiry_has_consents(t) && moment != DT_NOEND);
 		retention_cutoffs(moment, &cut);
 		due = expiry_due_columns(t, &cut, &row, &fully_due);
 		done = due == 0 || !expiry_needs_work(t, due, fully_due, true, values, isnull, true);
@@ -179,7 +179,7 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 				relation_close(rel, NoLock);
 				continue;
 			}
-			expiry_lookup_row(t, values, isnull, &row, true, t->has_marketing && moment != DT_NOEND);
+			expiry_lookup_row(t, values, isnull, &row, true, expiry_has_consents(t) && moment != DT_NOEND);
 			retention_cutoffs(moment, &cut);
 			due = expiry_due_columns(t, &cut, &row, &fully_due);
 			if (row.hold != HOLD_NONE)

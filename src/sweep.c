@@ -349,8 +349,10 @@ row_args(Oid relid, Oid root, bool has_holds, const char *moment, char **ended_a
 		appendStringInfoString(&s, "NULL::timestamptz, ");
 	if (c_lookups)
 		appendStringInfo(&s, "%s, %s",
-						 t->has_marketing && sub ? "NULL::boolean" : "false",
+						 expiry_has_consents(t) && sub ? "NULL::boolean" : "false",
 						 has_holds && sub ? "-1" : "NULL::integer");
+	else if (t->has_location && sub)
+		appendStringInfoString(&s, "NULL::boolean, ");	/* C looks both up */
 	else if (t->has_marketing && sub)
 		appendStringInfo(&s, "EXISTS (SELECT 1 FROM retention.consent c WHERE c.subscriber = x.%s::text "
 						 "AND c.withdrawn_at IS NULL AND least(c.valid_until, c.contract_end) > %s), ",
@@ -377,6 +379,9 @@ row_args(Oid relid, Oid root, bool has_holds, const char *moment, char **ended_a
 		appendStringInfoString(&s, "NULL::integer");
 	for (i = 0; i < t->ncolumns; i++)
 		appendStringInfo(&s, ", x.%s", ATTNAME(t->columns[i].attnum));
+	/* then whether the operator's subscriber originated it */
+	if (t->originated != InvalidAttrNumber)
+		appendStringInfo(&s, ", x.%s", ATTNAME(t->originated));
 	if (ended_at)
 		*ended_at = pstrdup(ATTNAME(t->ended_at));
 #undef ATTNAME
@@ -599,7 +604,7 @@ partition_fully_due(SweepLeaf *l, Relation rel)
 	RetentionTable *t = l->t;
 	int			i;
 
-	if (partqual == NIL || t->keep_anonymized || t->has_marketing)
+	if (partqual == NIL || t->keep_anonymized || expiry_has_consents(t))
 		return false;
 	/* a billing anchor or a column kept for no purpose is not in the bound */
 	for (i = 0; i < t->ncolumns; i++)
@@ -1376,8 +1381,12 @@ retention_sweep_row(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		PG_RETURN_INT32(ROW_NOTHING);
 	t = retention_table(PG_GETARG_OID(0));
-	if (!OidIsValid(t->protected_relid) || PG_NARGS() - 5 != t->ncolumns)
-		PG_RETURN_INT32(ROW_NOTHING);
+	if (!OidIsValid(t->protected_relid) || PG_NARGS() - 5 != expiry_row_nargs(t))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("retention._sweep_row() was given %d values for a table with %d",
+						PG_NARGS() - 5, expiry_row_nargs(t)),
+				 errhint("Run the sweep again: the table changed while it ran.")));
 
 	types = (Oid *) fcinfo->flinfo->fn_extra;
 	if (types == NULL)
@@ -1389,6 +1398,8 @@ retention_sweep_row(PG_FUNCTION_ARGS)
 	}
 
 	memset(&row, 0, sizeof(row));
+	row.originated = (t->originated == InvalidAttrNumber ||
+					  (!PG_ARGISNULL(5 + t->ncolumns) && PG_GETARG_BOOL(5 + t->ncolumns)));
 	row.ended_at = (types[1] == TIMESTAMPOID) ?
 		retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(1)) : PG_GETARG_TIMESTAMPTZ(1);
 	if (!PG_ARGISNULL(2))
@@ -1416,7 +1427,7 @@ retention_sweep_row(PG_FUNCTION_ARGS)
 
 	/* a sweep batch asks for the consent (NULL) and the hold (-1) to be looked up */
 	if (PG_ARGISNULL(3))
-		expiry_lookup_row(t, values, isnull, &row, false, t->has_marketing);
+		expiry_lookup_row(t, values, isnull, &row, false, expiry_has_consents(t));
 	else
 		row.consent = PG_GETARG_BOOL(3);
 

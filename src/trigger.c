@@ -168,7 +168,7 @@ row_due(RetentionTable *t, const Datum *values, const bool *isnull,
 	if (due == 0)
 		return 0;
 	expiry_lookup_row(t, values, isnull, &row, t->relid != retention_sweep_unheld_relid,
-					  t->has_marketing);
+					  expiry_has_consents(t));
 	return expiry_due_columns(t, &cut, &row, fully_due);
 }
 
@@ -745,8 +745,9 @@ retention_tagged_columns(PG_FUNCTION_ARGS)
 		int			n = 0;
 		int			p;
 
+		/* as tagged: the type modifier's purposes, whatever the regime */
 		for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
-			if (c->purposes & PURPOSE_BIT(p))
+			if (c->tagged & PURPOSE_BIT(p))
 				purposes[n++] = CStringGetTextDatum(retention_purpose_names[p]);
 		values[0] = NameGetDatum(&c->attname);
 		values[1] = ObjectIdGetDatum(retention_type_oid(c->kind));

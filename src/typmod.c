@@ -34,7 +34,8 @@ PG_FUNCTION_INFO_V1(retention_purposes_out);
 
 /* canonical order: the order of the bits, which is alphabetical */
 const char *const retention_purpose_names[RETENTION_NUM_PURPOSES] = {
-	"billing", "law_enforcement", "marketing", "network_security"
+	"billing", "law_enforcement", "marketing", "network_security",
+	"connection", "national_security", "location", "identity", "account", "payment"
 };
 
 /* the purpose called name (case-insensitive), or -1 */
@@ -68,7 +69,7 @@ purpose_unknown_error(const char *name)
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown retention purpose \"%s\"", quoted),
-			 errhint("Valid purposes are billing, law_enforcement, marketing and network_security.")));
+			 errhint("Valid purposes are account, billing, connection, identity, law_enforcement, location, marketing, national_security, network_security and payment.")));
 }
 
 /* the purposes of a column of typmod typmod (none for -1) */
