@@ -521,8 +521,8 @@ COMMENT ON FUNCTION retention.regime_in_force() IS
 -- the regime in force, with its rules: what the C module reads.  A
 -- window set under another regime counts only within this one's floor
 -- and ceiling (the rules clamp it; set_window() refuses outside them).
-DROP VIEW retention.policy;
-CREATE VIEW retention.policy AS
+-- (CREATE OR REPLACE: 1.0's exposure views depend on it until rebuilt)
+CREATE OR REPLACE VIEW retention.policy AS
 	SELECT r.purpose,
 		   coalesce(s."window", r.default_window) AS "window",
 		   r.ceiling,

@@ -68,7 +68,8 @@ my %kept = (
 	data => q{SELECT md5(string_agg(t::text, '|' ORDER BY id)) FROM "Telco ops"."CDR 2026" t},
 	types => q{SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum)
 				 FROM pg_attribute WHERE attrelid = '"Telco ops"."CDR 2026"'::regclass AND attnum > 0},
-	audit => q{SELECT count(*) || ' ' || string_agg(encode(hash, 'hex'), ',' ORDER BY id) FROM retention.audit_log},
+	# (but the row the upgrade writes to say which regime it keeps)
+	audit => q{SELECT count(*) || ' ' || string_agg(encode(hash, 'hex'), ',' ORDER BY id) FROM retention.audit_log WHERE action <> 'set_regime' OR details->>'why' IS NULL},
 	holds => q{SELECT string_agg(concat_ws(':', id, relid::regclass, subscriber, reason, reference, released_at), ',' ORDER BY id)
 				 FROM retention.hold},
 	consents => q{SELECT string_agg(concat_ws(':', subscriber, valid_until, contract_end), ',' ORDER BY subscriber)
@@ -90,6 +91,11 @@ for my $k (sort keys %kept)
 }
 is($node->safe_psql('old', 'SELECT valid FROM retention.verify_audit_log()'), 't',
 	'the audit chain verifies after the upgrade');
+# the law 1.0 enforced stays in force until an admin switches
+is($node->safe_psql('old', 'SELECT retention.regime_in_force()'), 'fr-2004',
+	'an upgraded database keeps regime fr-2004');
+is($node->safe_psql('old', q{SELECT details->>'why' FROM retention.audit_log WHERE action = 'set_regime'}),
+	'upgraded from 1.0, which enforces fr-2004', 'the upgrade audits the regime it keeps');
 
 # a fresh install of the current version, set up the same way
 $node->safe_psql('postgres', 'CREATE DATABASE new');
@@ -206,6 +212,8 @@ is($node->safe_psql('old', q{SELECT count(*) FROM retention.report() WHERE overd
 	'nothing is overdue after a sweep');
 is($node->safe_psql('old', 'SELECT valid FROM retention.verify_audit_log()'), 't',
 	'the audit chain verifies after a sweep under the new version');
+is($node->safe_psql('new', 'SELECT retention.regime_in_force()'), 'fr-2025',
+	'a fresh install enforces regime fr-2025');
 
 $node->stop;
 done_testing();
