@@ -1048,6 +1048,40 @@ COMMENT ON FUNCTION retention.set_regime(text, boolean) IS
 REVOKE ALL ON FUNCTION retention.set_regime(text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION retention.set_regime(text, boolean) TO retention_admin;
 
+-- what keeps the regime's rules from being the law: rules, regimes or
+-- aliases that differ from what this version shipped (a superuser's
+-- edit), a window setting outside its rule's floor or ceiling (a direct
+-- write; the rules clamp it, but the setting is not what applies)
+CREATE FUNCTION retention._regime_problems(OUT problem text)
+RETURNS SETOF text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT pg_catalog.format('rule %s/%s differs from the rule shipped with retention', x.regime, x.purpose)
+	  FROM ((SELECT * FROM retention.rule EXCEPT SELECT * FROM retention._shipped_rules())
+			UNION
+			(SELECT * FROM retention._shipped_rules() EXCEPT SELECT * FROM retention.rule)) x
+	UNION ALL
+	SELECT pg_catalog.format('regime %s differs from the regime shipped with retention', x.code)
+	  FROM ((SELECT * FROM retention.regime EXCEPT SELECT * FROM retention._shipped_regimes())
+			UNION
+			(SELECT * FROM retention._shipped_regimes() EXCEPT SELECT * FROM retention.regime)) x
+	UNION ALL
+	SELECT pg_catalog.format('alias %s/%s/%s differs from the alias shipped with retention', x.regime, x.purpose, x.type)
+	  FROM ((SELECT * FROM retention.rule_alias EXCEPT SELECT * FROM retention._shipped_rule_aliases())
+			UNION
+			(SELECT * FROM retention._shipped_rule_aliases() EXCEPT SELECT * FROM retention.rule_alias)) x
+	UNION ALL
+	SELECT pg_catalog.format('window %s of purpose %s is outside its floor and ceiling (%s to %s) under regime %s',
+							 pol."window", pol.purpose, coalesce(pol.floor::text, 'none'), pol.ceiling, pol.regime)
+	  FROM retention.policy pol
+	  JOIN retention.window_setting ws ON ws.purpose = pol.purpose
+	 WHERE pol.ceiling IS NULL
+		OR (ws."window" <> pol.ceiling AND NOT retention._window_within(ws."window", pol.ceiling))
+		OR (pol.floor IS NOT NULL AND ws."window" <> pol.floor AND NOT retention._window_within(pol.floor, ws."window"))
+	ORDER BY 1
+$$;
+
 --------------------------------------------------------------------------
 -- Windows, anchors and time (issue 13, items 4, 5, 7 and 21)
 --
@@ -1198,16 +1232,24 @@ LANGUAGE C STABLE PARALLEL SAFE;
 -- timestamp ended_at, and a row of kind 'bounded anchor' for each table
 -- where rows have a billing anchor past ended_at + the billing ceiling
 -- (rows_in_clear counts them).  Catalog names are schema-qualified.
-CREATE OR REPLACE FUNCTION retention.report()
+-- Issue 15: and per column the rules of the regime in force that govern
+-- it, with their floor, ceiling and citations; the decrees national-
+-- security data rest on; a subscriber table's former subscribers kept
+-- past every deadline.
+DROP FUNCTION retention.report();
+CREATE FUNCTION retention.report()
 RETURNS TABLE ("table" regclass, "column" name, kind text, type regtype, purposes text[],
 			   "window" interval, method text, rows_in_clear bigint, oldest_clear timestamptz,
-			   overdue_rows bigint, held_rows bigint, last_sweep timestamptz, note text)
+			   overdue_rows bigint, held_rows bigint, last_sweep timestamptz, note text,
+			   rules text[], floor interval, ceiling interval, basis text)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, retention, pg_temp
 SET intervalstyle = postgres
 AS $$
 DECLARE
 	p		retention.protected_table;
+	b		record;
+	cnt		bigint;
 	cols	record;
 	n		integer;
 	aggs	text;
@@ -1219,11 +1261,13 @@ DECLARE
 	ceil	interval;
 	windows	jsonb;
 BEGIN
-	SELECT pu.ceiling INTO ceil FROM retention.purpose pu WHERE pu.purpose = 'billing';
-	-- each purpose's window as the rules apply it: capped by its ceiling
+	SELECT pol.ceiling INTO ceil FROM retention.policy pol WHERE pol.purpose = 'billing';
+	-- each purpose's window as the rules apply it: within its floor and ceiling
 	SELECT pg_catalog.jsonb_object_agg(pol.purpose,
-			   CASE WHEN pol.ceiling IS NULL OR retention._window_within(pol."window", pol.ceiling)
-					THEN pol."window" ELSE pol.ceiling END)
+			   CASE WHEN pol.ceiling IS NOT NULL AND NOT retention._window_within(pol."window", pol.ceiling)
+					THEN pol.ceiling
+					WHEN pol.floor IS NOT NULL AND NOT retention._window_within(pol.floor, pol."window")
+					THEN pol.floor ELSE pol."window" END)
 	  INTO windows FROM retention.policy pol;
 	FOR p IN SELECT * FROM retention.protected_table ORDER BY relid::text LOOP
 		SELECT pg_catalog.max(l.finished_at) INTO swept FROM retention.sweep_log l
@@ -1245,7 +1289,8 @@ BEGIN
 		bounded := CASE WHEN p.billing_anchor IS NULL THEN 'false'
 						ELSE pg_catalog.format('retention._anchor_bounded(x.tableoid, x.%I, x.%I)',
 											   p.ended_at, p.billing_anchor) END;
-		EXECUTE pg_catalog.format('SELECT jsonb_build_array(%s count(*) FILTER (WHERE b)) '
+		EXECUTE pg_catalog.format('SELECT jsonb_build_array(%s count(*) FILTER (WHERE b), '
+								  'count(*) FILTER (WHERE position(''o'' in s) > 0 AND s !~ ''[kh]'')) '
 								  'FROM (SELECT retention._column_states(%s) s, %s e, %s b FROM %s x) q',
 								  coalesce(aggs || ', ', ''), retention._row_args(p.relid), ended, bounded,
 								  p.relid)
@@ -1257,8 +1302,13 @@ BEGIN
 			kind := 'tagged';
 			type := cols.type;
 			purposes := cols.purposes;
+			rules := retention._column_rules(p.relid, cols.attname);
 			SELECT pg_catalog.max((windows->>pu)::interval) INTO "window"
-			  FROM pg_catalog.unnest(cols.purposes) pu;
+			  FROM pg_catalog.unnest(rules) pu;
+			SELECT pg_catalog.max(pol.floor), pg_catalog.max(pol.ceiling),
+				   pg_catalog.string_agg(pol.legal_basis, '; ' ORDER BY pol.purpose)
+			  INTO floor, ceiling, basis
+			  FROM retention.policy pol WHERE pol.purpose = ANY (rules);
 			method := cols.method;
 			rows_in_clear := (res->i->>0)::bigint;
 			oldest_clear := (res->i->>1)::timestamptz;
@@ -1266,12 +1316,45 @@ BEGIN
 			held_rows := (res->i->>3)::bigint;
 			last_sweep := swept;
 			note := CASE WHEN cols.purposes = '{}' THEN 'kept for no purpose: erased when the call ends'
+						 WHEN rules = '{}' THEN pg_catalog.format('no rule of regime %s covers %s on a %s of a %s table: kept for no purpose',
+															   retention.regime_in_force(), pg_catalog.array_to_string(cols.purposes, ', '),
+															   cols.type, p.table_kind)
 						 WHEN cols.purposes = '{marketing}' THEN 'kept only under consent'
 						 WHEN method = 'hash' THEN 'pseudonymized at its deadline, erased at the row''s last'
 					END;
 			RETURN NEXT;
 			i := i + 1;
 		END LOOP;
+		rules := NULL; floor := NULL; ceiling := NULL; basis := NULL;
+		-- the decrees national-security data of the table rest on (III)
+		IF EXISTS (SELECT 1 FROM retention.tagged_columns(p.relid) t
+					WHERE 'national_security' = ANY (retention._column_rules(p.relid, t.attname))) THEN
+			FOR b IN SELECT lb.reference, lb.valid_from, lb.valid_to,
+							(SELECT pol."window" FROM retention.policy pol WHERE pol.purpose = 'national_security') AS w
+					   FROM retention.legal_basis lb WHERE lb.basis = 'national_security'
+					  ORDER BY lb.valid_from, lb.id LOOP
+				EXECUTE pg_catalog.format('SELECT count(*) FROM %s x WHERE %s >= $1 AND %s < $2 AND %s > now() - $3',
+										  p.relid, ended, ended, ended)
+				   INTO cnt USING b.valid_from, b.valid_to, b.w;
+				"table" := p.relid; "column" := NULL; kind := 'legal basis'; type := NULL;
+				purposes := '{national_security}'; "window" := b.w; method := NULL;
+				rows_in_clear := cnt; oldest_clear := NULL; overdue_rows := NULL; held_rows := NULL;
+				last_sweep := swept; rules := '{national_security}'; basis := b.reference;
+				note := pg_catalog.format('rows of communications between %s and %s are kept for national security under %s, until a year after each',
+										  b.valid_from, b.valid_to, b.reference);
+				RETURN NEXT;
+			END LOOP;
+			rules := NULL; basis := NULL;
+		END IF;
+		-- a subscriber table's former subscribers kept past every deadline
+		IF p.table_kind = 'subscriber' THEN
+			"table" := p.relid; "column" := p.ended_at; kind := 'former subscribers'; type := NULL;
+			purposes := NULL; "window" := NULL; method := NULL;
+			rows_in_clear := NULL; oldest_clear := NULL; overdue_rows := (res->>(n + 1))::bigint;
+			held_rows := NULL; last_sweep := swept;
+			note := 'subscribers whose contract ended, every value of whom is past its deadline';
+			RETURN NEXT;
+		END IF;
 		-- billing anchors the rules do not follow all the way
 		IF (res->>n)::bigint > 0 THEN
 			"table" := p.relid; "column" := p.billing_anchor; kind := 'bounded anchor';
@@ -1944,7 +2027,8 @@ REVOKE ALL ON FUNCTION retention._verify_overdue() FROM PUBLIC, retention_admin;
 CREATE FUNCTION retention.report()
 RETURNS TABLE ("table" regclass, "column" name, kind text, type regtype, purposes text[],
 			   "window" interval, method text, rows_in_clear bigint, oldest_clear timestamptz,
-			   overdue_rows bigint, held_rows bigint, last_sweep timestamptz, note text)
+			   overdue_rows bigint, held_rows bigint, last_sweep timestamptz, note text,
+			   rules text[], floor interval, ceiling interval, basis text)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, retention, pg_temp
 SET intervalstyle = postgres
@@ -1953,6 +2037,20 @@ DECLARE
 	r		record;
 	n		bigint;
 BEGIN
+	-- the regime in force
+	SELECT g.code, g.title, g.superseded_by INTO r FROM retention.regime g
+	 WHERE g.code = retention.regime_in_force();
+	kind := 'regime'; basis := r.code;
+	note := pg_catalog.format('rules of regime %s: %s', r.code, r.title)
+			|| CASE WHEN r.superseded_by IS NOT NULL
+					THEN pg_catalog.format('; superseded by %s: see retention.set_regime(%L, dry_run => true)',
+										   r.superseded_by, r.superseded_by) ELSE '' END;
+	RETURN NEXT;
+	kind := NULL; basis := NULL; note := NULL;
+	FOR r IN SELECT * FROM retention._regime_problems() g LOOP
+		kind := 'not enforced'; note := r.problem;
+		RETURN NEXT;
+	END LOOP;
 	RETURN QUERY SELECT * FROM retention._report_tables();
 	-- protected tables that retention does not fully enforce
 	FOR r IN SELECT p.relid, e.problem FROM retention.protected_table p,
@@ -2025,6 +2123,14 @@ BEGIN
 										 LATERAL retention._enforcement_problems(p.relid) e
 								   ORDER BY p.relid::text, e.problem);
 	problems := problems || ARRAY(SELECT g FROM retention._guard_problems() g);
+	problems := problems || ARRAY(SELECT g.problem FROM retention._regime_problems() g);
+	problems := problems || ARRAY(SELECT format('%s: column %I is tagged for %s, which no rule of regime %s covers',
+												p.relid, t.attname, array_to_string(t.purposes, ', '),
+												retention.regime_in_force())
+									FROM retention.protected_table p,
+										 LATERAL retention.tagged_columns(p.relid) t
+								   WHERE t.purposes <> '{}' AND retention._column_rules(p.relid, t.attname) = '{}'
+								   ORDER BY p.relid::text, t.attname);
 	problems := problems || ARRAY(SELECT format('%s: column %I lost its tag (%s) since it was protected',
 												l.rel, l.attname, array_to_string(l.purposes, ', '))
 									FROM retention._lost_tags() l);
