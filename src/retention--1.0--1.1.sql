@@ -1057,17 +1057,17 @@ RETURNS SETOF text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, retention, pg_temp
 AS $$
-	SELECT pg_catalog.format('rule %s/%s differs from the rule shipped with retention', x.regime, x.purpose)
+	SELECT DISTINCT pg_catalog.format('rule %s/%s differs from the rule shipped with retention', x.regime, x.purpose)
 	  FROM ((SELECT * FROM retention.rule EXCEPT SELECT * FROM retention._shipped_rules())
 			UNION
 			(SELECT * FROM retention._shipped_rules() EXCEPT SELECT * FROM retention.rule)) x
 	UNION ALL
-	SELECT pg_catalog.format('regime %s differs from the regime shipped with retention', x.code)
+	SELECT DISTINCT pg_catalog.format('regime %s differs from the regime shipped with retention', x.code)
 	  FROM ((SELECT * FROM retention.regime EXCEPT SELECT * FROM retention._shipped_regimes())
 			UNION
 			(SELECT * FROM retention._shipped_regimes() EXCEPT SELECT * FROM retention.regime)) x
 	UNION ALL
-	SELECT pg_catalog.format('alias %s/%s/%s differs from the alias shipped with retention', x.regime, x.purpose, x.type)
+	SELECT DISTINCT pg_catalog.format('alias %s/%s/%s differs from the alias shipped with retention', x.regime, x.purpose, x.type)
 	  FROM ((SELECT * FROM retention.rule_alias EXCEPT SELECT * FROM retention._shipped_rule_aliases())
 			UNION
 			(SELECT * FROM retention._shipped_rule_aliases() EXCEPT SELECT * FROM retention.rule_alias)) x
@@ -1316,7 +1316,7 @@ BEGIN
 			held_rows := (res->i->>3)::bigint;
 			last_sweep := swept;
 			note := CASE WHEN cols.purposes = '{}' THEN 'kept for no purpose: erased when the call ends'
-						 WHEN rules = '{}' THEN pg_catalog.format('no rule of regime %s covers %s on a %s of a %s table: kept for no purpose',
+						 WHEN rules = '{}' THEN pg_catalog.format('no rule of regime %s covers %s for type %s in a %s table: kept for no purpose',
 															   retention.regime_in_force(), pg_catalog.array_to_string(cols.purposes, ', '),
 															   cols.type, p.table_kind)
 						 WHEN cols.purposes = '{marketing}' THEN 'kept only under consent'
