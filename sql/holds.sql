@@ -80,7 +80,8 @@ SELECT id, caller, callee, cell IS NOT NULL AS cell, promo_cell IS NOT NULL AS p
 SELECT rows_anonymized, rows_deleted, rows_held FROM retention.sweep_log ORDER BY id DESC LIMIT 1;
 
 -- anonymize(tbl, subscriber) leaves held rows and says how many
-SELECT * FROM retention.anonymize('cdr', subscriber => '33611111111');
+SELECT rows_anonymized, rows_deleted, rows_held, (SELECT jsonb_agg(k - 'until') FROM jsonb_array_elements(kept) k) AS kept_but_until
+  FROM retention.anonymize('cdr', subscriber => '33611111111');
 
 -- a withdrawal makes marketing-only data due at once, not at the next sweep
 SELECT retention.withdraw_consent('33611111112');

@@ -163,7 +163,13 @@ SELECT caller, cell FROM cdr25_loc ORDER BY caller, cell;
 
 -- a subject's erasure request never erases what must be kept (GDPR art.
 -- 17(3)(b)): the connection data stay, billing goes
-SELECT * FROM retention.anonymize('cdr25'::regclass, '33611111111');
+SELECT rows_anonymized, rows_deleted, rows_held,
+	   (SELECT jsonb_agg(k - 'until') FROM jsonb_array_elements(kept) k) AS kept,
+	   (SELECT bool_and((k->>'until')::timestamptz = ((:'to_ts'::timestamptz - interval '1 second') AT TIME ZONE 'UTC' + interval '1 year') AT TIME ZONE 'UTC')
+		  FROM jsonb_array_elements(kept) k WHERE k->>'purpose' = 'national_security') AS until_a_year_after_the_last,
+	   (SELECT bool_and((k->>'until')::timestamptz = ((SELECT ended_at FROM cdr25 WHERE id = 6) AT TIME ZONE 'UTC' + interval '1 year') AT TIME ZONE 'UTC')
+		  FROM jsonb_array_elements(kept) k WHERE k->>'purpose' = 'connection') AS until_is_row_6s
+  FROM retention.anonymize('cdr25'::regclass, '33611111111');
 SELECT id, caller, callee, cell, imei FROM cdr25 ORDER BY id;
 
 -- subscriber and contract data (II bis 1° and 2°): anchored on the end

@@ -2481,26 +2481,76 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION retention.anonymize(tbl regclass, subscriber text,
-	OUT rows_anonymized bigint, OUT rows_deleted bigint, OUT rows_held bigint)
+-- Issue 15: a subject's request never erases what must be kept (GDPR
+-- art. 17(3)(b), CPCE L34-1 II bis and III): _anonymize_subscriber()
+-- keeps it (policy.c's subject-request cutoffs), and the result says, per
+-- rule, how many values were kept and until when
+DROP FUNCTION retention.anonymize(regclass, text);
+CREATE FUNCTION retention.anonymize(tbl regclass, subscriber text,
+	OUT rows_anonymized bigint, OUT rows_deleted bigint, OUT rows_held bigint, OUT kept jsonb)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, retention, pg_temp
 AS $$
 DECLARE
 	v		text := retention._subscriber_value(tbl, subscriber);
+	p		retention.protected_table;
+	r		record;
+	n		bigint;
+	last	timestamptz;
+	ended	text;
 BEGIN
 	-- a hold being placed on this table finishes first
 	PERFORM retention._lock(tbl, 'hold', shared => true);
 	SELECT a.rows_anonymized, a.rows_deleted, a.rows_held
 	  INTO rows_anonymized, rows_deleted, rows_held
 	  FROM retention._anonymize_subscriber(tbl, v, true) a;
+	-- what must be kept of them stays: say what, and until when
+	kept := '[]';
+	SELECT * INTO p FROM retention.protected_table pt WHERE pt.relid = retention._is_protected(tbl);
+	ended := CASE WHEN (SELECT a.atttypid FROM pg_catalog.pg_attribute a
+						 WHERE a.attrelid = tbl AND a.attname = p.ended_at) = 'timestamp'::regtype
+				  THEN pg_catalog.format('retention._instant(x.%I)', p.ended_at)
+				  ELSE pg_catalog.format('x.%I', p.ended_at) END;
+	FOR r IN SELECT pol.purpose, pol."window", pol.condition, pol.legal_basis,
+					pg_catalog.array_agg(t.attname ORDER BY t.attname) AS cols,
+					pg_catalog.array_agg(t.type ORDER BY t.attname) AS types
+			   FROM retention.tagged_columns(tbl) t
+			   JOIN retention.policy pol ON pol.purpose = ANY (retention._column_rules(tbl, t.attname))
+			  WHERE pol.kind = 'must_keep'
+			  GROUP BY 1, 2, 3, 4 ORDER BY 1 LOOP
+		EXECUTE pg_catalog.format('SELECT count(*), max(%s) FROM %s x WHERE x.%I::text = $1 AND %s IS NOT NULL AND (%s)%s',
+								  ended, tbl, p.subscriber, ended,
+								  (SELECT pg_catalog.string_agg(pg_catalog.format('NOT retention._anonymized(x.%I::text, %L)', c, ty), ' OR ')
+									 FROM unnest(r.cols, r.types) u(c, ty)),
+								  CASE WHEN r.condition = 'decree'
+									   THEN pg_catalog.format(' AND retention._basis_at(%L, %s) IS NOT NULL', r.purpose, ended)
+									   ELSE '' END)
+		   INTO n, last USING v;
+		IF n > 0 THEN
+			kept := kept || pg_catalog.jsonb_build_object('purpose', r.purpose, 'rows', n,
+														  'until', retention._instant_plus(last, r."window"),
+														  'citation', r.legal_basis);
+		END IF;
+	END LOOP;
 	-- counts only: the audit log outlives the data and must not keep it
 	PERFORM retention._audit('anonymize_subscriber', tbl::text,
 							 jsonb_build_object('rows_anonymized', rows_anonymized,
 												'rows_deleted', rows_deleted,
-												'rows_held', rows_held));
+												'rows_held', rows_held,
+												'kept', (SELECT coalesce(jsonb_agg(k - 'until'), '[]')
+														   FROM jsonb_array_elements(kept) k)));
 END
 $$;
+-- an instant plus a span, in UTC calendar arithmetic as the rules count
+CREATE FUNCTION retention._instant_plus(t timestamptz, span interval)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$ SELECT ((t AT TIME ZONE 'UTC') + span) AT TIME ZONE 'UTC' $$;
+COMMENT ON FUNCTION retention.anonymize(regclass, text) IS
+	'Anonymize now everything of one subscriber in a protected table that need not be kept: holds and what the law requires kept excepted (audited)';
+REVOKE ALL ON FUNCTION retention.anonymize(regclass, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.anonymize(regclass, text) TO retention_admin;
 
 -- alive: its session still holds the table's sweep lock (locks.c: classid
 -- the kind, objsubid retention's lock class 0x5254)
