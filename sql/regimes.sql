@@ -107,6 +107,16 @@ INSERT INTO cdr25 VALUES
 SELECT id, caller, callee, cell, imei FROM cdr25 ORDER BY id;
 SELECT count(*) AS write_time_erasures FROM retention.write_log WHERE relid = 'cdr25'::regclass;
 
+-- per-purpose views follow the rules: the columns a rule governs, the
+-- rows it keeps (billing: outgoing ones; national security: under the
+-- decree)
+CREATE ROLE regress_regime_reader;
+SELECT retention.expose('cdr25', p, 'regress_regime_reader')
+  FROM unnest('{billing,national_security,connection}'::text[]) p;
+SELECT id, caller, callee, outgoing FROM cdr25_billing ORDER BY id;
+SELECT id, callee, cell FROM cdr25_national_security ORDER BY id;
+SELECT id, caller, imei FROM cdr25_connection ORDER BY id;
+
 -- the rules per column, their floor, ceiling, citations; the decree
 SELECT "column", kind, purposes, rules, floor, ceiling, "window", rows_in_clear, overdue_rows, basis,
 	   replace(replace(note, :'from_ts'::timestamptz::text, 'FROM'), :'to_ts'::timestamptz::text, 'TO') AS note
@@ -138,7 +148,11 @@ INSERT INTO cdr25_loc VALUES
 	('33644444444', '208-01-4-4', now() - interval '1 hour'),
 	('33655555555', '208-01-5-5', now() - interval '1 hour');
 SELECT caller, cell FROM cdr25_loc ORDER BY caller;
+SELECT retention.expose('cdr25_loc', 'location', 'regress_regime_reader');
+SELECT cell FROM cdr25_loc_location ORDER BY cell;
 SELECT retention.suspend_location_consent('33633333333');
+-- suspended: no longer shown for location, and gone at the next sweep
+SELECT cell FROM cdr25_loc_location ORDER BY cell;
 SELECT retention.suspend_location_consent('33633333333');
 \echo :LAST_ERROR_SQLSTATE
 CALL retention.sweep('cdr25_loc');
@@ -242,5 +256,9 @@ SELECT action, object, details - 'id' - 'valid_from' - 'valid_to' - 'valid_until
  ORDER BY id;
 
 DROP ROLE regress_regime_clerk;
+SELECT retention.unexpose(t, p, 'regress_regime_reader')
+  FROM (VALUES ('cdr25'::regclass, 'billing'), ('cdr25', 'national_security'), ('cdr25', 'connection'),
+			   ('cdr25_loc', 'location')) v(t, p);
+DROP ROLE regress_regime_reader;
 SELECT retention.unprotect(t) FROM unnest('{cdr25,cdr25_loc,subscriber}'::regclass[]) t;
 DROP TABLE cdr25, cdr25_bad, cdr25_loc, subscriber;

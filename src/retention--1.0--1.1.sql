@@ -2214,11 +2214,17 @@ BEGIN
 		RETURN EXISTS (SELECT 1 FROM retention.consent c WHERE c.subscriber = sub
 						 AND c.withdrawn_at IS NULL AND least(c.valid_until, c.contract_end) > now());
 	END IF;
+	IF purpose = 'location' THEN
+		RETURN retention._location_consent_active(sub, now());
+	END IF;
+	-- what a hold keeps is shown to the purposes it is kept for: a billing
+	-- dispute to billing, an order to those of investigations
 	RETURN EXISTS (SELECT 1 FROM retention.hold h
 					WHERE h.relid = root AND h.subscriber = sub AND h.released_at IS NULL
 					  AND (h.until IS NULL OR h.until > now()) AND ended BETWEEN h.from_ts AND h.to_ts
 					  AND CASE WHEN purpose = 'billing' THEN h.reason = 'billing_dispute'
-							   WHEN purpose = 'law_enforcement' THEN h.reason IN ('judicial_request', 'quick_freeze')
+							   WHEN purpose IN ('law_enforcement', 'connection', 'national_security')
+							   THEN h.reason IN ('judicial_request', 'quick_freeze')
 							   ELSE false END);
 END
 $$;
@@ -2231,27 +2237,37 @@ SET search_path = pg_catalog, retention, pg_temp
 AS $$
 DECLARE
 	p		retention.protected_table;
+	pol		retention.policy%ROWTYPE;
 	cols	text;
 	cond	text;
 BEGIN
 	SELECT * INTO STRICT p FROM retention.protected_table pt WHERE pt.relid = tbl;
+	SELECT * INTO pol FROM retention.policy po WHERE po.purpose = _exposure_sql.purpose;
+	-- the columns the regime in force keeps for the purpose (issue 15)
 	SELECT string_agg(format('x.%I', a.attname), ', ' ORDER BY a.attnum) INTO cols
 	  FROM pg_catalog.pg_attribute a
 	 WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
 	   AND (NOT EXISTS (SELECT 1 FROM retention.tagged_columns(tbl) t WHERE t.attname = a.attname)
-			OR EXISTS (SELECT 1 FROM retention.tagged_columns(tbl) t
-						WHERE t.attname = a.attname AND purpose = ANY (t.purposes)));
-	IF purpose = 'marketing' THEN
+			OR purpose = ANY (retention._column_rules(tbl, a.attname)));
+	IF pol.purpose IS NULL THEN
+		-- no rule of the regime in force: nothing is kept for it
+		cond := 'false';
+	ELSIF pol.condition IN ('consent', 'location_consent') THEN
 		cond := CASE WHEN p.subscriber IS NULL THEN 'false'
-					 ELSE 'retention._exposure_kept(x.tableoid, x.ctid, ''marketing'')' END;
+					 ELSE format('retention._exposure_kept(x.tableoid, x.ctid, %L)', purpose) END;
 	ELSE
 		-- the window as the rules decide it: capped by its ceiling as
-		-- calendar time, the anchor bounded, timestamps in retention's zone
+		-- calendar time, the anchor bounded, timestamps in retention's zone,
+		-- a decree in force when the communication ended
 		cond := format('retention._window_open(%L, x.%I, %s)', purpose, p.ended_at,
-					   CASE WHEN purpose = 'billing' AND p.billing_anchor IS NOT NULL
+					   CASE WHEN pol.anchor = 'billing_anchor' AND p.billing_anchor IS NOT NULL
 							THEN format('x.%I', p.billing_anchor)
 							ELSE 'NULL::timestamptz' END);
-		IF p.subscriber IS NOT NULL AND purpose IN ('billing', 'law_enforcement') THEN
+		-- billing only what the operator's subscriber originated
+		IF pol.condition = 'originated' AND p.originated IS NOT NULL THEN
+			cond := format('(%s AND x.%I IS TRUE)', cond, p.originated);
+		END IF;
+		IF p.subscriber IS NOT NULL AND purpose IN ('billing', 'law_enforcement', 'connection', 'national_security') THEN
 			cond := cond || format(' OR retention._exposure_kept(x.tableoid, x.ctid, %L)', purpose);
 		END IF;
 	END IF;
