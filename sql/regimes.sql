@@ -233,6 +233,10 @@ SELECT retention.set_regime('fr-2004', dry_run => NULL);
 SELECT count(*) AS cdr25_rows, count(callee) AS callees FROM cdr25;
 SELECT count(*) >= 0 AS switched FROM retention.set_regime('fr-2004');
 SELECT retention.regime_in_force();
+-- the views follow: fr-2004 has no rule for national security, billing
+-- covers every row
+SELECT id FROM cdr25_national_security;
+SELECT id, callee FROM cdr25_billing ORDER BY id;
 SELECT count(*) AS cdr25_rows, count(callee) AS callees FROM cdr25;
 SELECT "column", rules, note FROM retention.report() WHERE "table" = 'subscriber'::regclass AND kind = 'tagged' ORDER BY 1;
 SELECT retention.verify();

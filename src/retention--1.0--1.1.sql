@@ -1037,6 +1037,9 @@ BEGIN
 		END LOOP;
 	END LOOP;
 	IF NOT dry_run THEN
+		-- the purpose-bound views show what the new rules keep for each purpose
+		PERFORM retention._exposures_release(x.relid) FROM (SELECT DISTINCT e.relid FROM retention.exposure e) x;
+		PERFORM retention._exposures_restore(ARRAY(SELECT DISTINCT e.relid::oid FROM retention.exposure e));
 		PERFORM retention._audit('set_regime', code,
 								 pg_catalog.jsonb_build_object('old', old, 'new', code,
 															   'windows_dropped', dropped));
@@ -2349,10 +2352,10 @@ AS $$
 						  AND d.refobjid = tbl)
 $$;
 
--- ddl_command_end of ALTER TABLE: the exposure views of the tables it
--- altered, and only those, are rebuilt from the table as it now is
-CREATE OR REPLACE FUNCTION retention._exposures_create()
-RETURNS event_trigger
+-- the exposure views of tables relids, rebuilt from each table as it now
+-- is (after _exposures_release() dropped or emptied them)
+CREATE FUNCTION retention._exposures_restore(relids oid[])
+RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, retention, pg_temp
 AS $$
@@ -2364,8 +2367,7 @@ BEGIN
 	FOR e IN SELECT x.relid, x.purpose, x.role, x.view_name,
 					row_number() OVER (PARTITION BY x.relid, x.purpose ORDER BY x.role) AS n
 			   FROM retention.exposure x
-			  WHERE x.relid::pg_catalog.oid IN (SELECT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c
-												  WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass)
+			  WHERE x.relid::pg_catalog.oid = ANY (relids)
 			  ORDER BY x.relid, x.purpose, x.role LOOP
 		SELECT n.nspname INTO nsp FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 		 WHERE c.oid = e.relid;
@@ -2387,6 +2389,20 @@ BEGIN
 			EXECUTE format('GRANT SELECT ON %I.%I TO %I', nsp, e.view_name, e.role);
 		END IF;
 	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION retention._exposures_restore(oid[]) FROM PUBLIC;
+
+-- ddl_command_end of ALTER TABLE: the exposure views of the tables it
+-- altered, and only those, are rebuilt from the table as it now is
+CREATE OR REPLACE FUNCTION retention._exposures_create()
+RETURNS event_trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+BEGIN
+	PERFORM retention._exposures_restore(ARRAY(SELECT c.objid FROM pg_catalog.pg_event_trigger_ddl_commands() c
+												WHERE c.classid = 'pg_catalog.pg_class'::pg_catalog.regclass));
 END
 $$;
 
