@@ -61,6 +61,7 @@ typedef int32 PurposeSet;
 
 /* typmod.c */
 extern const char *const retention_purpose_names[RETENTION_NUM_PURPOSES];
+extern const int retention_purpose_order[RETENTION_NUM_PURPOSES];
 extern int	purpose_lookup(const char *name);
 pg_noreturn extern void purpose_unknown_error(const char *name);
 extern PurposeSet purpose_set_from_typmod(int32 typmod);

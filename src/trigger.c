@@ -747,8 +747,8 @@ retention_tagged_columns(PG_FUNCTION_ARGS)
 
 		/* as tagged: the type modifier's purposes, whatever the regime */
 		for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
-			if (c->tagged & PURPOSE_BIT(p))
-				purposes[n++] = CStringGetTextDatum(retention_purpose_names[p]);
+			if (c->tagged & PURPOSE_BIT(retention_purpose_order[p]))
+				purposes[n++] = CStringGetTextDatum(retention_purpose_names[retention_purpose_order[p]]);
 		values[0] = NameGetDatum(&c->attname);
 		values[1] = ObjectIdGetDatum(retention_type_oid(c->kind));
 		values[2] = PointerGetDatum(construct_array(purposes, n, TEXTOID, -1, false, TYPALIGN_INT));

@@ -38,6 +38,13 @@ const char *const retention_purpose_names[RETENTION_NUM_PURPOSES] = {
 	"connection", "national_security", "location", "identity", "account", "payment"
 };
 
+/* the purposes in alphabetical order: how sets of them are shown */
+const int	retention_purpose_order[RETENTION_NUM_PURPOSES] = {
+	RETENTION_ACCOUNT, RETENTION_BILLING, RETENTION_CONNECTION, RETENTION_IDENTITY,
+	RETENTION_LAW_ENFORCEMENT, RETENTION_LOCATION, RETENTION_MARKETING,
+	RETENTION_NATIONAL_SECURITY, RETENTION_NETWORK_SECURITY, RETENTION_PAYMENT
+};
+
 /* the purpose called name (case-insensitive), or -1 */
 int
 purpose_lookup(const char *name)
@@ -91,11 +98,13 @@ purpose_set_to_string(PurposeSet set)
 	initStringInfo(&buf);
 	for (i = 0; i < RETENTION_NUM_PURPOSES; i++)
 	{
-		if ((set & PURPOSE_BIT(i)) == 0)
+		int			p = retention_purpose_order[i];
+
+		if ((set & PURPOSE_BIT(p)) == 0)
 			continue;
 		if (buf.len > 0)
 			appendStringInfoChar(&buf, ',');
-		appendStringInfoString(&buf, retention_purpose_names[i]);
+		appendStringInfoString(&buf, retention_purpose_names[p]);
 	}
 	return buf.data;
 }
