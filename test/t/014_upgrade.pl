@@ -58,6 +58,9 @@ $node->safe_psql('old', q{
 	SELECT retention.set_window('network_security', '2 months');
 	SELECT retention.hold('"Telco ops"."CDR 2026"', '33600000007', '2000-01-01', now(),
 						  'judicial_request', 'PV-UPGRADE', now() + interval '1 month');
+	-- 1.0 took a quick freeze without its authority, for any term
+	SELECT retention.hold('"Telco ops"."CDR 2026"', '33600000009', '2000-01-01', now(),
+						  'quick_freeze', 'QF-UPGRADE', now() + interval '2 years');
 	SELECT retention.grant_consent('33600000008', now() + interval '1 month', now() + interval '1 year');
 	SELECT retention.rotate_key();
 	CALL retention.sweep();
@@ -202,6 +205,17 @@ is($node->safe_psql('old', q{SELECT count(*) FROM "Telco ops"."CDR 2026" WHERE i
 $node->safe_psql('old', 'CALL retention.sweep()');
 is($node->safe_psql('old', q{SELECT count(*) FROM "Telco ops"."CDR 2026" WHERE caller = '33600000007'}), '1',
 	'the hold placed under 1.0 still holds');
+# a 1.0 quick freeze is a national order, its term untouched (no year's
+# bound: the order sets it); a 1.0 hold's renewals are recorded like any
+is($node->safe_psql('old', q{SELECT concat_ws(' ', order_kind, until > now() + interval '23 months', coalesce(authority, '-'))
+	FROM retention.hold WHERE reference = 'QF-UPGRADE'}), 'national t -', 'a 1.0 quick freeze after the upgrade');
+is($node->safe_psql('old', q{SELECT count(*) FROM "Telco ops"."CDR 2026" WHERE caller = '33600000009'}), '1',
+	'and it still holds');
+$node->safe_psql('old', q{SELECT retention.extend_hold(id, now() + interval '2 months', 'PV-UPGRADE-2')
+	FROM retention.hold WHERE reference = 'PV-UPGRADE'});
+is($node->safe_psql('old', q{SELECT h.extensions || ' ' || r.reference FROM retention.hold h
+	JOIN retention.hold_renewal r ON r.hold_id = h.id WHERE h.reference = 'PV-UPGRADE'}), '1 PV-UPGRADE-2',
+	'a 1.0 hold is extended after the upgrade');
 is($node->safe_psql('old', q{SELECT count(*) FROM retention.report() WHERE overdue_rows > 0}), '0',
 	'nothing is overdue after a sweep');
 is($node->safe_psql('old', 'SELECT valid FROM retention.verify_audit_log()'), 't',
