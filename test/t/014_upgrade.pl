@@ -221,5 +221,29 @@ is($node->safe_psql('old', q{SELECT count(*) FROM retention.report() WHERE overd
 is($node->safe_psql('old', 'SELECT valid FROM retention.verify_audit_log()'), 't',
 	'the audit chain verifies after a sweep under the new version');
 
+# 1.0 accepted an until of infinity (a hold placed with no end) and of
+# -infinity (by a direct INSERT): after the upgrade they say the same with a
+# finite end or none, audited, and restore under the new trigger
+$node->safe_psql('postgres', 'CREATE DATABASE old_inf');
+$node->safe_psql('old_inf', q{
+	CREATE EXTENSION retention VERSION '1.0' CASCADE;
+	CREATE TABLE cdr (caller retention.msisdn(billing, law_enforcement), ended_at timestamptz);
+	SELECT retention.protect('cdr', 'ended_at', subscriber => 'caller');
+	SELECT retention.hold('cdr', '33600000001', '2000-01-01', now(), 'quick_freeze', 'QF-INF', 'infinity');
+	SELECT retention.hold('cdr', '33600000002', '2000-01-01', now(), 'billing_dispute', 'INV-INF', 'infinity');
+	INSERT INTO retention.hold (relid, subscriber, from_ts, to_ts, reason, reference, until)
+		VALUES ('cdr', '33600000003', '2000-01-01', now(), 'judicial_request', 'PV-NEGINF', '-infinity');
+});
+$node->safe_psql('old_inf', 'ALTER EXTENSION retention UPDATE');
+is($node->safe_psql('old_inf', q{SELECT string_agg(reference || '=' || coalesce((until = placed_at)::text, 'open'), ',' ORDER BY id)
+	FROM retention.hold}), 'QF-INF=open,INV-INF=open,PV-NEGINF=true',
+	'infinite ends become until released, -infinity the time the hold was placed');
+is($node->safe_psql('old_inf', q{SELECT count(*) FROM retention.audit_log WHERE action = 'bound_hold'}), '3',
+	'each one audited');
+$node->safe_psql('old_inf', q{INSERT INTO cdr VALUES ('33600000001', now() - interval '2 years'),
+	('33600000003', now() - interval '2 years')});
+is($node->safe_psql('old_inf', q{SELECT string_agg(caller::text, ',' ORDER BY caller) FROM cdr}), '33600000001',
+	'the open-ended hold holds, the ended one does not');
+
 $node->stop;
 done_testing();
