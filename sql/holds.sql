@@ -35,7 +35,7 @@ SELECT relid, subscriber, reason, reference, until IS NOT NULL AS has_until, rel
   FROM retention.hold WHERE relid = 'cdr'::regclass ORDER BY id;
 -- a date as the end of the period covers that day
 SELECT retention.hold('cdr', '33611111112', '2026-01-01', '2026-03-31', 'quick_freeze', 'QF-1',
-					  now() + interval '1 month') AS freeze \gset
+					  now() + interval '1 month', authority => 'TJ Paris') AS freeze \gset
 SELECT to_ts = '2026-04-01'::timestamptz - interval '1 microsecond' AS whole_last_day
   FROM retention.hold WHERE id = :freeze;
 SELECT retention.release(:freeze, 'entered by mistake');

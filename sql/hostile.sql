@@ -28,7 +28,8 @@ SELECT retention.protect('"Appels ""CDR""; x"', 'Fin d''appel', subscriber => 'A
 SELECT attname, purposes FROM retention.tagged_columns('"Appels ""CDR""; x"');
 SELECT retention.set_method('"Appels ""CDR""; x"', 'Cellule "ci"', 'generalize');
 SELECT retention.hold('"Appels ""CDR""; x"', '+33611111111', now() - interval '3 years', now(),
-					  'quick_freeze', 'ordre ''7''; --', now() + interval '1 day') > 0 AS held;
+					  'quick_freeze', 'ordre ''7''; --', now() + interval '1 day',
+					  authority => 'Juge d''instruction ''8''; --') > 0 AS held;
 SELECT retention.expose('"Appels ""CDR""; x"', 'billing', 'Équipe "factu"; DROP ROLE x');
 SELECT relname FROM pg_class WHERE relkind = 'v' AND relnamespace = '"Opé''; DROP SCHEMA public CASCADE; --"'::regnamespace;
 -- the view follows a change of the table

@@ -275,21 +275,18 @@ CALL retention.sweep('cal_check', dry_run => true);
 RESET ROLE;
 DROP TABLE cal_check;
 
--- holds: an order lasts at most a year, an end is a date
+-- holds: the order sets its term (no maximum), an end is a date
 INSERT INTO retention.hold (relid, subscriber, from_ts, to_ts, reason, reference, until, placed_at)
 	VALUES ('cal_bill', '33611111113', '2025-01-01', '2025-12-31', 'quick_freeze', 'QF-FIXED',
 			'2027-01-01 00:00:01+00', '2026-01-01 00:00:00+00');
-\echo :LAST_ERROR_SQLSTATE
 \set VERBOSITY terse
 SELECT retention.hold('cal_bill', '33611111113', now() - interval '1 year', now(), 'quick_freeze',
-					  'QF-INF', until => 'infinity');
+					  'QF-INF', until => 'infinity', authority => 'TJ Paris');
 \echo :LAST_ERROR_SQLSTATE
 SELECT retention.hold('cal_bill', '33611111113', now() - interval '1 year', now(), 'judicial_request',
-					  'PV-200000', until => '200000-01-01');
-\echo :LAST_ERROR_SQLSTATE
+					  'PV-200000', until => '200000-01-01') > 0 AS placed;
 SELECT retention.hold('cal_bill', '33611111113', now() - interval '1 year', now(), 'judicial_request',
-					  'PV-13M', until => now() + interval '13 months');
-\echo :LAST_ERROR_SQLSTATE
+					  'PV-13M', until => now() + interval '13 months') > 0 AS placed;
 SELECT retention.hold('cal_bill', '33611111113', now() - interval '1 year', now(), 'billing_dispute',
 					  'INV-INF', until => 'infinity');
 \echo :LAST_ERROR_SQLSTATE
@@ -299,14 +296,13 @@ SELECT retention.hold('cal_bill', '33611111113', now() - interval '1 year', now(
 					  'INV-OPEN') > 0 AS placed;
 SET timezone = 'Europe/Paris';
 SELECT retention.hold('cal_bill', '33611111113', now() - interval '1 year', now(), 'quick_freeze',
-					  'QF-1Y', until => now() + interval '1 year') > 0 AS placed;
+					  'QF-1Y', until => now() + interval '1 year', authority => 'TJ Paris') > 0 AS placed;
 RESET timezone;
 -- directly, as a superuser: the same
 INSERT INTO retention.hold (relid, subscriber, from_ts, to_ts, reason, reference, until)
 	VALUES ('cal_bill', '33611111113', '-infinity', 'infinity', 'quick_freeze', 'QF-DIRECT', 'infinity');
 \echo :LAST_ERROR_SQLSTATE
 UPDATE retention.hold SET until = until + interval '1 year' WHERE reference = 'PV-11M';
-\echo :LAST_ERROR_SQLSTATE
 SELECT reference FROM retention.hold WHERE relid = 'cal_bill'::regclass ORDER BY id;
 -- consents: at most three years
 \set VERBOSITY default

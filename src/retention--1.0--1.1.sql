@@ -1095,7 +1095,7 @@ $$;
 -- cap it by the ceiling's, so a window row written directly or restored
 -- from a dump cannot keep data longer either.  A billing anchor counts
 -- only up to ended_at + the billing ceiling; report() lists the rows whose
--- anchor is bounded.  Holds and consents have a bounded term.
+-- anchor is bounded.  Consents have a bounded term.
 --------------------------------------------------------------------------
 
 -- does window w end no later than ceiling c, counted back from any day?
@@ -1432,34 +1432,11 @@ BEGIN
 END
 $$;
 
--- Holds and consents have a term.  An order (judicial_request,
--- quick_freeze) lasts at most a year (CPCE L34-1 II), renewed by a new
--- hold; an until given to a billing dispute is bounded alike (without one
--- it lasts until released).  A consent is "pour une durée déterminée": at
+-- Consents have a term.  A consent is "pour une durée déterminée": at
 -- most three years from its grant (the CNIL's term for prospection data).
--- Checked on every write of the tables, retention's functions, a direct
+-- Checked on every write of the table, retention's functions, a direct
 -- INSERT and a restore alike; counted in UTC, whatever TimeZone says.
-CREATE FUNCTION retention._hold_term()
-RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog, retention, pg_temp
-AS $$
-BEGIN
-	-- a year in UTC, or in the session's zone (an hour apart at most across
-	-- a daylight-saving change): until => now() + interval '1 year' fits
-	IF NEW.until IS NOT NULL AND
-	   (NOT pg_catalog.isfinite(NEW.until) OR
-		NEW.until > greatest(((NEW.placed_at AT TIME ZONE 'UTC') + interval '1 year') AT TIME ZONE 'UTC',
-							 NEW.placed_at + interval '1 year')) THEN
-		RAISE EXCEPTION 'a hold must end within a year of being placed'
-			USING ERRCODE = 'invalid_parameter_value',
-				  DETAIL = pg_catalog.format('until is %s; the hold is placed at %s.', NEW.until, NEW.placed_at),
-				  HINT = 'CPCE L34-1 II: an order to preserve data lasts at most one year; place a new hold when it is renewed, or give a billing dispute no until.';
-	END IF;
-	RETURN NEW;
-END
-$$;
-
+-- (A hold's term is the order's: see "Quick freeze" below.)
 CREATE FUNCTION retention._consent_term()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -1473,27 +1450,18 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  DETAIL = pg_catalog.format('valid_until is %s; the consent is granted at %s.',
 											 NEW.valid_until, NEW.granted_at),
-				  HINT = 'CPCE L34-1 III ¶2 allows marketing use only for a fixed duration: ask the subscriber to renew the consent when it ends.';
+				  HINT = 'CPCE L34-1 IV ¶2 allows marketing use only for a fixed duration: ask the subscriber to renew the consent when it ends.';
 	END IF;
 	RETURN NEW;
 END
 $$;
 
--- rows an upgraded 1.0 database holds past these terms are brought within
--- them (audited), so that its dumps restore
+-- consents an upgraded 1.0 database holds past this term are brought
+-- within it (audited), so that its dumps restore
 DO $$
 DECLARE
 	r	record;
 BEGIN
-	FOR r IN UPDATE retention.hold h
-				SET until = ((h.placed_at AT TIME ZONE 'UTC') + interval '1 year') AT TIME ZONE 'UTC'
-			  WHERE h.until IS NOT NULL
-				AND (NOT pg_catalog.isfinite(h.until)
-					 OR h.until > ((h.placed_at AT TIME ZONE 'UTC') + interval '1 year') AT TIME ZONE 'UTC')
-			 RETURNING h.id, h.relid, h.until LOOP
-		PERFORM retention._audit('bound_hold', r.relid::text,
-								 pg_catalog.jsonb_build_object('hold', r.id, 'until', r.until));
-	END LOOP;
 	FOR r IN UPDATE retention.consent c
 				SET valid_until = ((c.granted_at AT TIME ZONE 'UTC') + interval '3 years') AT TIME ZONE 'UTC'
 			  WHERE NOT pg_catalog.isfinite(c.valid_until)
@@ -1505,9 +1473,6 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER hold_term
-	BEFORE INSERT OR UPDATE OF until, placed_at ON retention.hold
-	FOR EACH ROW EXECUTE FUNCTION retention._hold_term();
 CREATE TRIGGER consent_term
 	BEFORE INSERT OR UPDATE OF valid_until, granted_at ON retention.consent
 	FOR EACH ROW EXECUTE FUNCTION retention._consent_term();
@@ -2104,6 +2069,10 @@ BEGIN
 		note := format('%s holding purpose-tagged values that no trigger or sweep reaches', r.how);
 		RETURN NEXT;
 	END LOOP;
+	-- connection-source data kept with other traffic data (section
+	-- "Separation" below)
+	RETURN QUERY SELECT s.*, NULL::text[], NULL::interval, NULL::interval, NULL::text
+				   FROM retention._report_separation() s;
 END
 $$;
 COMMENT ON FUNCTION retention.report() IS
@@ -2478,7 +2447,7 @@ BEGIN
 	IF reason <> 'billing_dispute' AND until IS NULL THEN
 		RAISE EXCEPTION 'a % hold needs the date its order ends', reason
 			USING ERRCODE = 'invalid_parameter_value',
-				  HINT = 'Give until => the end of the preservation order (CPCE L34-1 II: at most one year).';
+				  HINT = 'Give until => the end the order sets.';
 	END IF;
 	IF until IS NOT NULL AND until <= now() THEN
 		RAISE EXCEPTION 'a hold must end in the future'
@@ -3430,6 +3399,646 @@ GRANT EXECUTE ON FUNCTION retention.protect(regclass, name, name, text, name, na
 -- ---------------------------------------------------------------------
 CREATE CAST (inet AS retention.ident) WITH INOUT AS ASSIGNMENT;
 CREATE CAST (cidr AS retention.ident) WITH INOUT AS ASSIGNMENT;
+
+/*------------------------------------------------------------------------
+ * Quick freeze (issue 15, item 5)
+ *
+ * CPCE L34-1 III bis lets an authority with legal access to the data order
+ * an operator to preserve what it already holds (injonction de conservation
+ * rapide).  The article sets no maximum duration: the order sets its term.
+ * A quick_freeze hold records the order's reference, the authority that
+ * issued it and that term (until, required), and its kind: a national
+ * order, or a European Preservation Order (Regulation (EU) 2023/1543,
+ * art. 11(1)): 60 days, which the issuing authority may extend once by 30
+ * days, then as long as a production it confirms needs.
+ * retention.extend_hold() renews a hold; retention.request_production()
+ * records the production confirmed for an EU order, which then lasts until
+ * released (or until the date given).  A hold only ever extends: the
+ * trigger below refuses an earlier until, an open-ended hold given an end,
+ * and a change of what or whom it holds, on every write (retention's
+ * functions, a superuser's UPDATE, a restore).  Every step is audited and
+ * recorded in retention.hold_renewal.  Billing disputes and judicial
+ * requests have no term of their own in today's text either: the
+ * dispute's end or the order's.  Holds of 1.0 keep working: a quick freeze
+ * becomes a national order, its authority unknown.
+ *------------------------------------------------------------------------
+ */
+
+ALTER EVENT TRIGGER retention_exposures_before_alter DISABLE;
+ALTER EVENT TRIGGER retention_exposures_after_alter DISABLE;
+ALTER TABLE retention.hold
+	ADD COLUMN authority text,
+	ADD COLUMN order_kind text,
+	ADD COLUMN extensions integer NOT NULL DEFAULT 0,
+	ADD COLUMN production_requested_at timestamptz,
+	ADD COLUMN production_reference text;
+UPDATE retention.hold SET order_kind = 'national' WHERE reason = 'quick_freeze';
+ALTER TABLE retention.hold
+	ADD CONSTRAINT hold_order_kind
+		CHECK (CASE WHEN reason = 'quick_freeze' THEN order_kind IN ('national', 'eu_preservation')
+					ELSE order_kind IS NULL END),
+	ADD CONSTRAINT hold_extensions CHECK (extensions >= 0),
+	ADD CONSTRAINT hold_production
+		CHECK ((production_requested_at IS NULL) = (production_reference IS NULL)
+			   AND (production_requested_at IS NULL OR order_kind = 'eu_preservation'));
+ALTER EVENT TRIGGER retention_exposures_before_alter ENABLE ALWAYS;
+ALTER EVENT TRIGGER retention_exposures_after_alter ENABLE ALWAYS;
+COMMENT ON COLUMN retention.hold.authority IS
+	'The authority that issued the order (required for a quick_freeze placed since 1.1)';
+COMMENT ON COLUMN retention.hold.order_kind IS
+	'For a quick_freeze: national (CPCE L34-1 III bis, the order sets its term) or eu_preservation (Regulation (EU) 2023/1543 art. 11: 60 days, extendable once by 30)';
+COMMENT ON COLUMN retention.hold.extensions IS
+	'How many times retention.extend_hold() renewed the hold';
+COMMENT ON COLUMN retention.hold.production_requested_at IS
+	'For an EU preservation order: when the issuing authority''s confirmation of a production order was recorded';
+
+-- the renewals of each hold, with the reference of the order that renewed
+-- it: dumped
+CREATE TABLE retention.hold_renewal (
+	id				bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+	hold_id			bigint NOT NULL REFERENCES retention.hold ON DELETE CASCADE,
+	kind			text NOT NULL CHECK (kind IN ('extension', 'production')),
+	reference		text NOT NULL,
+	previous_until	timestamptz,
+	until			timestamptz,
+	renewed_at		timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	renewed_by		name NOT NULL DEFAULT session_user
+);
+CREATE INDEX hold_renewal_hold ON retention.hold_renewal (hold_id);
+SELECT pg_catalog.pg_extension_config_dump('retention.hold_renewal', '');
+SELECT pg_catalog.pg_extension_config_dump('retention.hold_renewal_id_seq', '');
+COMMENT ON TABLE retention.hold_renewal IS
+	'Every extension of a hold and every production confirmed for an EU preservation order, with its reference';
+REVOKE ALL ON retention.hold_renewal FROM PUBLIC;
+GRANT SELECT ON retention.hold_renewal TO retention_admin, retention_auditor;
+-- the database's owner dumps it, as the other configuration tables
+DO $grant$
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pg_database_owner') THEN
+		GRANT SELECT ON retention.hold_renewal TO pg_database_owner;
+		GRANT SELECT ON SEQUENCE retention.hold_renewal_id_seq TO pg_database_owner;
+	END IF;
+END
+$grant$;
+GRANT SELECT (authority, order_kind, extensions, production_requested_at, production_reference)
+	ON retention.hold TO retention_auditor;
+
+-- t + n days, in UTC or in the session's zone, whichever is later (the
+-- two differ by an hour across a daylight-saving change): a term given as
+-- now() + interval '60 days' fits in every zone
+CREATE FUNCTION retention._days_after(t timestamptz, n integer)
+RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT greatest(((t AT TIME ZONE 'UTC') + n * interval '1 day') AT TIME ZONE 'UTC',
+					t + n * interval '1 day')
+$$;
+
+-- A hold's term, on every write of retention.hold: a finite end; only
+-- ever later; what it holds unchanged; an EU preservation order within
+-- its 60 days (90 once extended) until a production is confirmed.
+CREATE OR REPLACE FUNCTION retention._hold_term()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	bound	timestamptz;
+BEGIN
+	IF TG_OP = 'INSERT' AND NEW.reason = 'quick_freeze' AND NEW.order_kind IS NULL THEN
+		NEW.order_kind := 'national';
+	END IF;
+	IF NEW.until IS NOT NULL AND NOT pg_catalog.isfinite(NEW.until) THEN
+		RAISE EXCEPTION 'a hold must end at a finite time'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = pg_catalog.format('until is %s.', NEW.until),
+				  HINT = 'Give the date the order ends; a billing dispute without until lasts until released.';
+	END IF;
+	IF TG_OP = 'UPDATE' THEN
+		IF (NEW.id, NEW.relid, NEW.subscriber, NEW.from_ts, NEW.to_ts, NEW.reason, NEW.order_kind,
+			NEW.reference, NEW.authority, NEW.placed_at, NEW.placed_by)
+		   IS DISTINCT FROM
+		   (OLD.id, OLD.relid, OLD.subscriber, OLD.from_ts, OLD.to_ts, OLD.reason, OLD.order_kind,
+			OLD.reference, OLD.authority, OLD.placed_at, OLD.placed_by) THEN
+			RAISE EXCEPTION 'hold % cannot be changed', OLD.id
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'What a hold keeps, for whom, by which order and since when is fixed when it is placed.',
+					  HINT = 'Extend it with retention.extend_hold(), or release it and place a new hold.';
+		END IF;
+		IF (OLD.until IS NULL AND NEW.until IS NOT NULL) OR NEW.until < OLD.until THEN
+			RAISE EXCEPTION 'a hold can only be extended'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('Hold %s ends %s; until %s would shorten it.', OLD.id,
+												 coalesce('at ' || OLD.until::text, 'when released'), NEW.until),
+					  HINT = 'Release it with retention.release() when the order is lifted.';
+		END IF;
+		IF NEW.extensions < OLD.extensions
+		   OR (OLD.production_requested_at IS NOT NULL
+			   AND (NEW.production_requested_at, NEW.production_reference)
+				   IS DISTINCT FROM (OLD.production_requested_at, OLD.production_reference)) THEN
+			RAISE EXCEPTION 'hold % cannot be changed', OLD.id
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = 'Its extensions and the production confirmed for it are recorded for good.';
+		END IF;
+	END IF;
+	IF NEW.order_kind = 'eu_preservation' AND NEW.production_requested_at IS NULL THEN
+		IF NEW.extensions > 1 THEN
+			RAISE EXCEPTION 'an EU preservation order can be extended only once'
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = pg_catalog.format('Hold %s is recorded as extended %s times.', NEW.id, NEW.extensions),
+					  HINT = 'Regulation (EU) 2023/1543 art. 11(1): the order lasts 60 days, extendable once by 30; once the issuing authority confirms a production order, record it with retention.request_production().';
+		END IF;
+		bound := retention._days_after(NEW.placed_at, CASE WHEN NEW.extensions = 0 THEN 60 ELSE 90 END);
+		IF NEW.until IS NULL OR NEW.until > bound THEN
+			RAISE EXCEPTION '%', CASE WHEN NEW.extensions = 0
+									  THEN 'an EU preservation order lasts at most 60 days'
+									  ELSE 'an extended EU preservation order lasts at most 90 days' END
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = pg_catalog.format('until is %s; the order was placed at %s.',
+												 coalesce(NEW.until::text, 'null'), NEW.placed_at),
+					  HINT = 'Regulation (EU) 2023/1543 art. 11(1): the order lasts 60 days, extendable once by 30 (retention.extend_hold()), then as long as a production the issuing authority confirms needs (retention.request_production()).';
+		END IF;
+	END IF;
+	RETURN NEW;
+END
+$$;
+
+-- holds an upgraded 1.0 database has with an infinite end: infinity is
+-- "until released", which NULL says; -infinity ended when placed
+DO $$
+DECLARE
+	r	record;
+BEGIN
+	FOR r IN UPDATE retention.hold h
+				SET until = CASE WHEN h.until > h.placed_at THEN NULL ELSE h.placed_at END
+			  WHERE NOT pg_catalog.isfinite(h.until)
+			 RETURNING h.id, h.relid, h.until LOOP
+		PERFORM retention._audit('bound_hold', r.relid::text,
+								 pg_catalog.jsonb_build_object('hold', r.id, 'until', r.until));
+	END LOOP;
+END
+$$;
+
+CREATE TRIGGER hold_term
+	BEFORE INSERT OR UPDATE ON retention.hold
+	FOR EACH ROW EXECUTE FUNCTION retention._hold_term();
+
+DROP FUNCTION retention.hold(regclass, text, timestamptz, timestamptz, text, text, timestamptz);
+CREATE FUNCTION retention.hold(tbl regclass, subscriber text, from_ts timestamptz,
+							   to_ts timestamptz, reason text, reference text,
+							   until timestamptz DEFAULT NULL, authority text DEFAULT NULL,
+							   order_kind text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	v		text;
+	id		bigint;
+	kind	text := order_kind;
+BEGIN
+	IF reason IS NULL OR reason NOT IN ('billing_dispute', 'judicial_request', 'quick_freeze') THEN
+		RAISE EXCEPTION 'unknown hold reason "%"', reason
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Valid reasons are billing_dispute (holds what is kept for billing), judicial_request and quick_freeze (hold the whole row).';
+	END IF;
+	IF reason = 'quick_freeze' THEN
+		kind := coalesce(kind, 'national');
+		IF kind NOT IN ('national', 'eu_preservation') THEN
+			RAISE EXCEPTION 'unknown order kind "%"', kind
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Valid kinds are national (a quick freeze ordered under CPCE L34-1 III bis, for the term the order sets) and eu_preservation (a European Preservation Order, Regulation (EU) 2023/1543 art. 11: 60 days, extendable once by 30).';
+		END IF;
+	ELSIF kind IS NOT NULL THEN
+		RAISE EXCEPTION 'only a quick_freeze hold has an order kind'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = pg_catalog.format('reason is %s, order_kind %s.', reason, kind);
+	END IF;
+	IF reason <> 'billing_dispute' AND until IS NULL THEN
+		RAISE EXCEPTION 'a % hold needs the date its order ends', reason
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = CASE WHEN kind = 'eu_preservation'
+							  THEN 'Give until => the end of the order: at most 60 days away (Regulation (EU) 2023/1543 art. 11(1)).'
+							  WHEN kind = 'national'
+							  THEN 'Give until => the end the order sets (CPCE L34-1 III bis sets no maximum: the order does).'
+							  ELSE 'Give until => the end the order sets.' END;
+	END IF;
+	IF until IS NOT NULL AND until <= now() THEN
+		RAISE EXCEPTION 'a hold must end in the future'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('until is %s.', until);
+	END IF;
+	IF from_ts IS NULL OR to_ts IS NULL OR from_ts > to_ts THEN
+		RAISE EXCEPTION 'invalid hold period'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = 'from_ts and to_ts are required, and from_ts must not be after to_ts.';
+	END IF;
+	IF reference IS NULL OR btrim(reference) = '' THEN
+		RAISE EXCEPTION 'a hold needs a reference'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give the invoice, case or order number that justifies it.';
+	END IF;
+	IF btrim(authority) = '' THEN
+		authority := NULL;
+	END IF;
+	IF reason = 'quick_freeze' AND authority IS NULL THEN
+		RAISE EXCEPTION 'a quick_freeze hold needs the authority that ordered it'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give authority => the authority that issued the order (CPCE L34-1 III bis: one the law gives access to the data).';
+	END IF;
+	v := retention._subscriber_value(tbl, subscriber);
+	-- wait for the sweep batch in flight on this table, and keep new ones
+	-- out until the hold is committed: a lock no other role can take (locks.c)
+	PERFORM retention._lock(tbl, 'hold');
+	-- a day given as a date covers the whole day
+	IF to_ts = date_trunc('day', to_ts) THEN
+		to_ts := to_ts + interval '1 day' - interval '1 microsecond';
+	END IF;
+	-- the term of an EU order is checked by the trigger (retention._hold_term)
+	INSERT INTO retention.hold AS h (relid, subscriber, from_ts, to_ts, reason, reference, until,
+									 authority, order_kind)
+		VALUES (tbl, v, from_ts, to_ts, reason, reference, until, authority, kind)
+		RETURNING h.id INTO id;
+	PERFORM retention._audit('hold', tbl::text,
+							 jsonb_build_object('hold', id, 'reason', reason, 'reference', reference,
+												'from', from_ts, 'to', to_ts, 'until', until)
+							 || jsonb_strip_nulls(jsonb_build_object('authority', authority,
+																	 'order_kind', kind)));
+	RETURN id;
+END
+$$;
+COMMENT ON FUNCTION retention.hold(regclass, text, timestamptz, timestamptz, text, text, timestamptz, text, text) IS
+	'Keep a subscriber''s rows from erasure for a billing dispute, a judicial request or a quick freeze ordered by an authority (audited)';
+REVOKE ALL ON FUNCTION retention.hold(regclass, text, timestamptz, timestamptz, text, text, timestamptz, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.hold(regclass, text, timestamptz, timestamptz, text, text, timestamptz, text, text) TO retention_admin;
+
+-- the hold to renew, locked, or an error saying why it cannot be
+CREATE FUNCTION retention._hold_to_renew(hold_id bigint)
+RETURNS retention.hold
+LANGUAGE plpgsql
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	h		retention.hold;
+BEGIN
+	SELECT * INTO h FROM retention.hold WHERE id = hold_id FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'hold % does not exist', hold_id
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF h.released_at IS NOT NULL THEN
+		RAISE EXCEPTION 'hold % was already released', hold_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('%s released it, with note: %s', h.released_by, coalesce(h.release_note, '(none)')),
+				  HINT = 'Place a new hold.';
+	END IF;
+	IF h.until IS NOT NULL AND h.until <= now() THEN
+		RAISE EXCEPTION 'hold % has ended', hold_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('It ended at %s; what was due since then may be gone.', h.until),
+				  HINT = 'Place a new hold.';
+	END IF;
+	RETURN h;
+END
+$$;
+REVOKE ALL ON FUNCTION retention._hold_to_renew(bigint) FROM PUBLIC;
+
+CREATE FUNCTION retention.extend_hold(hold_id bigint, until timestamptz, reference text)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	h		retention.hold := retention._hold_to_renew(hold_id);
+BEGIN
+	IF reference IS NULL OR btrim(reference) = '' THEN
+		RAISE EXCEPTION 'a hold extension needs a reference'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give the number of the order or decision that renews the hold.';
+	END IF;
+	IF until IS NULL THEN
+		RAISE EXCEPTION 'a hold extension needs the date it ends'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF h.until IS NULL THEN
+		RAISE EXCEPTION 'hold % has no end to extend', hold_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = 'It lasts until released.';
+	END IF;
+	IF until <= h.until THEN
+		RAISE EXCEPTION 'a hold can only be extended'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Hold %s ends at %s; until %s would not extend it.', hold_id, h.until, until),
+				  HINT = 'Release it with retention.release() when the order is lifted.';
+	END IF;
+	IF h.order_kind = 'eu_preservation' AND h.production_requested_at IS NULL THEN
+		IF h.extensions > 0 THEN
+			RAISE EXCEPTION 'an EU preservation order can be extended only once'
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					  DETAIL = format('Hold %s was already extended to %s.', hold_id, h.until),
+					  HINT = 'Regulation (EU) 2023/1543 art. 11(1): the order lasts 60 days, extendable once by 30; once the issuing authority confirms a production order, record it with retention.request_production().';
+		END IF;
+		IF until > retention._days_after(h.until, 30) THEN
+			RAISE EXCEPTION 'an EU preservation order can be extended by at most 30 days'
+				USING ERRCODE = 'invalid_parameter_value',
+					  DETAIL = format('Hold %s ends at %s; until is %s.', hold_id, h.until, until),
+					  HINT = 'Regulation (EU) 2023/1543 art. 11(1): the issuing authority may extend the preservation once, by 30 days.';
+		END IF;
+	END IF;
+	-- a sweep batch in flight on the table finishes first
+	PERFORM retention._lock(h.relid, 'hold');
+	UPDATE retention.hold SET until = extend_hold.until, extensions = extensions + 1 WHERE id = hold_id;
+	INSERT INTO retention.hold_renewal (hold_id, kind, reference, previous_until, until)
+		VALUES (hold_id, 'extension', reference, h.until, until);
+	PERFORM retention._audit('extend_hold', h.relid::text,
+							 jsonb_build_object('hold', hold_id, 'reference', reference,
+												'previous_until', h.until, 'until', until));
+END
+$$;
+COMMENT ON FUNCTION retention.extend_hold(bigint, timestamptz, text) IS
+	'Renew a hold to a later end, recording the reference of the renewing order (audited)';
+REVOKE ALL ON FUNCTION retention.extend_hold(bigint, timestamptz, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.extend_hold(bigint, timestamptz, text) TO retention_admin;
+
+CREATE FUNCTION retention.request_production(hold_id bigint, reference text,
+											 until timestamptz DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	h		retention.hold := retention._hold_to_renew(hold_id);
+BEGIN
+	IF h.order_kind IS DISTINCT FROM 'eu_preservation' THEN
+		RAISE EXCEPTION 'hold % is not an EU preservation order', hold_id
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Only an EU preservation order waits for a production order; renew other holds with retention.extend_hold().';
+	END IF;
+	IF h.production_requested_at IS NOT NULL THEN
+		RAISE EXCEPTION 'production was already requested for hold %', hold_id
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				  DETAIL = format('Its reference is %s.', h.production_reference);
+	END IF;
+	IF reference IS NULL OR btrim(reference) = '' THEN
+		RAISE EXCEPTION 'a production request needs a reference'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give the reference of the production order the issuing authority confirmed.';
+	END IF;
+	IF until IS NOT NULL AND until < h.until THEN
+		RAISE EXCEPTION 'a hold can only be extended'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('Hold %s ends at %s; until %s would shorten it.', hold_id, h.until, until),
+				  HINT = 'Give no until: the hold then lasts until released.';
+	END IF;
+	PERFORM retention._lock(h.relid, 'hold');
+	UPDATE retention.hold
+	   SET production_requested_at = now(), production_reference = request_production.reference,
+		   until = request_production.until
+	 WHERE id = hold_id;
+	INSERT INTO retention.hold_renewal (hold_id, kind, reference, previous_until, until)
+		VALUES (hold_id, 'production', reference, h.until, until);
+	PERFORM retention._audit('request_production', h.relid::text,
+							 jsonb_build_object('hold', hold_id, 'reference', reference,
+												'previous_until', h.until, 'until', until));
+END
+$$;
+COMMENT ON FUNCTION retention.request_production(bigint, text, timestamptz) IS
+	'Record that the issuing authority of an EU preservation order confirmed a production order: the hold then lasts until released, or until the date given (audited)';
+REVOKE ALL ON FUNCTION retention.request_production(bigint, text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.request_production(bigint, text, timestamptz) TO retention_admin;
+
+-- marketing consent: the citations of today's text (IV ¶2; the contract's
+-- end is retention's own cap, not the article's)
+CREATE OR REPLACE FUNCTION retention.grant_consent(subscriber text, valid_until timestamptz,
+												   contract_end timestamptz)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	v		text := retention._consent_subscriber(subscriber);
+BEGIN
+	IF subscriber IS NULL THEN
+		RAISE EXCEPTION 'subscriber must not be null'
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF valid_until IS NULL OR NOT isfinite(valid_until) THEN
+		RAISE EXCEPTION 'a marketing consent needs a fixed end'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'CPCE L34-1 IV ¶2 allows marketing use only with express consent "pour une durée déterminée".';
+	END IF;
+	IF contract_end IS NULL OR valid_until > contract_end THEN
+		RAISE EXCEPTION 'a marketing consent cannot outlast the contract'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('valid_until is %s, the contract ends %s.', valid_until, contract_end),
+				  HINT = 'Retention ends every marketing consent with the contract; within it, CPCE L34-1 IV ¶2 allows only the period the service needs.';
+	END IF;
+	IF valid_until <= now() THEN
+		RAISE EXCEPTION 'a marketing consent must end in the future'
+			USING ERRCODE = 'invalid_parameter_value',
+				  DETAIL = format('valid_until is %s.', valid_until);
+	END IF;
+	INSERT INTO retention.consent AS c (subscriber, valid_until, contract_end)
+		VALUES (v, valid_until, contract_end)
+		ON CONFLICT ON CONSTRAINT consent_pkey DO UPDATE
+		SET valid_until = excluded.valid_until, contract_end = excluded.contract_end,
+			granted_at = now(), granted_by = session_user, withdrawn_at = NULL;
+	PERFORM retention._audit('grant_consent', NULL,
+							 jsonb_build_object('valid_until', valid_until, 'contract_end', contract_end));
+END
+$$;
+
+/*------------------------------------------------------------------------
+ * Separation (issue 15, item 8)
+ *
+ * CJEU C-470/21 (La Quadrature du Net II, 30 April 2024): the general
+ * retention of the data that identify the source of a connection (CPCE
+ * L34-1 II bis 3°, R10-13 IV: IP address and port, user identifier,
+ * terminal identifier, calling number) is lawful only with "an effective
+ * and strict separation" from the other categories of data, so that
+ * combining them is impossible.  report() flags each protected table that
+ * keeps connection-source data in the same rows as other traffic data,
+ * and each purpose-bound view that shows both; expose() refuses to build
+ * such a view.
+ *
+ * A column is connection-source data when its rules (under the regime in
+ * force: retention._column_rules) include connection; it is other traffic
+ * data when they include national_security, billing, network_security,
+ * marketing or location and not connection (the calling number kept for
+ * billing too is still the calling number).  Untagged columns do not
+ * count: the operator declares them non-personal technical data (R6), and
+ * the date and time they carry (ended_at first of all) belong to the
+ * connection record itself, which II bis 3° keeps "à compter de la
+ * connexion" -- an IP address identifies no one without its time.  A view
+ * is judged by the rules its purpose brings out of each column it shows:
+ * a billing view shows the calling number as billing data (R10-14 I keeps
+ * it for billing along with the rest), a law_enforcement view shows it as
+ * connection data, next to a cell kept for national security.
+ *------------------------------------------------------------------------
+ */
+
+-- (retention._column_rules(), in "Legal regimes" above, says which rules
+-- of the regime in force govern a column)
+
+-- of a column's rules, those a view for purpose shows it for: a view for
+-- connection or national_security (the data kept to fight serious crime
+-- and threats to national security, which C-470/21 is about) shows each
+-- column as all it is, any other view as that purpose's data only (a
+-- billing view shows the calling number as billing data, R10-14 I)
+CREATE FUNCTION retention._exposed_rules(rules text[], purpose text)
+RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT pg_catalog.array_agg(r.r ORDER BY r.r)
+	  FROM pg_catalog.unnest(rules) r(r)
+	 WHERE r.r = purpose OR purpose IN ('connection', 'national_security')
+$$;
+
+-- the columns of tbl (of its view for purpose, when one is given) that
+-- hold connection-source data, and those that hold other traffic data
+-- with their rules; either is NULL when there is none
+CREATE FUNCTION retention._separation(tbl regclass, purpose text DEFAULT NULL,
+	OUT connection text[], OUT other text[])
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	WITH c AS (
+		SELECT a.attnum, t.attname,
+			   CASE WHEN purpose IS NULL THEN retention._column_rules(tbl, t.attname)
+					ELSE retention._exposed_rules(retention._column_rules(tbl, t.attname), purpose) END AS rules
+		  FROM retention.tagged_columns(tbl) t
+		  JOIN pg_catalog.pg_attribute a ON a.attrelid = tbl AND a.attname = t.attname
+		 WHERE purpose IS NULL OR purpose = ANY (retention._column_rules(tbl, t.attname))
+	), o AS (
+		SELECT c.*, ARRAY(SELECT r FROM pg_catalog.unnest(c.rules) r
+						   WHERE r IN ('national_security', 'billing', 'network_security', 'marketing', 'location')
+						   ORDER BY r) AS others
+		  FROM c
+	)
+	SELECT pg_catalog.array_agg(pg_catalog.quote_ident(o.attname) ORDER BY o.attnum)
+			   FILTER (WHERE 'connection' = ANY (o.rules)),
+		   pg_catalog.array_agg(pg_catalog.format('%I (%s)', o.attname, pg_catalog.array_to_string(o.others, ', '))
+								ORDER BY o.attnum)
+			   FILTER (WHERE NOT coalesce('connection' = ANY (o.rules), false) AND pg_catalog.cardinality(o.others) > 0)
+	  FROM o
+$$;
+
+-- report() rows of kind 'separation': the protected tables, and the
+-- exposure views, that hold connection-source data with other traffic data
+CREATE FUNCTION retention._report_separation()
+RETURNS TABLE ("table" regclass, "column" name, kind text, type regtype, purposes text[],
+			   "window" interval, method text, rows_in_clear bigint, oldest_clear timestamptz,
+			   overdue_rows bigint, held_rows bigint, last_sweep timestamptz, note text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	r		record;
+BEGIN
+	"column" := NULL; kind := 'separation'; type := NULL; "window" := NULL; method := NULL;
+	rows_in_clear := NULL; oldest_clear := NULL; overdue_rows := NULL; held_rows := NULL;
+	last_sweep := NULL;
+	FOR r IN SELECT p.relid, s.connection, s.other
+			   FROM retention.protected_table p, LATERAL retention._separation(p.relid) s
+			  WHERE s.connection IS NOT NULL AND s.other IS NOT NULL
+			  ORDER BY p.relid::text LOOP
+		"table" := r.relid; purposes := NULL;
+		note := format('connection-source data (CPCE L34-1 II bis 3°: %s) kept in the same rows as other traffic data (%s): CJEU C-470/21 requires an effective and strict separation of the two',
+					   array_to_string(r.connection, ', '), array_to_string(r.other, ', '));
+		RETURN NEXT;
+	END LOOP;
+	FOR r IN SELECT x.relid, x.purpose, v.v, s.connection, s.other
+			   FROM (SELECT DISTINCT e.relid, e.purpose, e.view_name FROM retention.exposure e) x
+			   JOIN pg_catalog.pg_class c ON c.oid = x.relid
+			   JOIN pg_catalog.pg_namespace ns ON ns.oid = c.relnamespace
+			  CROSS JOIN LATERAL pg_catalog.to_regclass(format('%I.%I', ns.nspname, x.view_name)) v(v)
+			  CROSS JOIN LATERAL retention._separation(x.relid, x.purpose) s
+			  WHERE v.v IS NOT NULL AND s.connection IS NOT NULL AND s.other IS NOT NULL
+			  ORDER BY x.relid::text, x.purpose LOOP
+		"table" := r.relid; purposes := ARRAY[r.purpose];
+		note := format('view %s shows connection-source data (CPCE L34-1 II bis 3°: %s) with other traffic data (%s): CJEU C-470/21 requires an effective and strict separation of the two; unexpose it',
+					   r.v, array_to_string(r.connection, ', '), array_to_string(r.other, ', '));
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION retention._report_separation() FROM PUBLIC;
+
+-- expose() as in 1.0, refusing a view that would combine connection-source
+-- data with other traffic data
+CREATE OR REPLACE FUNCTION retention.expose(tbl regclass, purpose text, to_role name)
+RETURNS regclass
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	view_name	name;
+	nsp			name;
+	mix			record;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM retention.protected_table pt WHERE pt.relid = tbl) THEN
+		RAISE EXCEPTION 'table % is not protected', tbl
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Protect it first with retention.protect().';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM retention.purpose pu WHERE pu.purpose = expose.purpose) THEN
+		PERFORM retention._unknown_purpose(purpose);
+	END IF;
+	-- a purpose the regime in force has no rule for keeps nothing to show
+	IF NOT EXISTS (SELECT 1 FROM retention.policy pol WHERE pol.purpose = expose.purpose) THEN
+		RAISE EXCEPTION 'purpose "%" has no rule of its own under regime %', purpose, retention.regime_in_force()
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = coalesce((SELECT pg_catalog.format('Its columns follow %s: expose the table for that purpose.',
+															pg_catalog.string_agg(DISTINCT a.rule, ' or '))
+									 FROM retention.rule_alias a
+									WHERE a.regime = retention.regime_in_force() AND a.purpose = expose.purpose),
+								  'See retention.policy for the purposes of the regime in force.');
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.rolname = to_role) THEN
+		RAISE EXCEPTION 'role "%" does not exist', to_role
+			USING ERRCODE = 'undefined_object';
+	END IF;
+	IF EXISTS (SELECT 1 FROM retention.exposure e
+				WHERE e.relid = tbl AND e.purpose = expose.purpose AND e.role = to_role) THEN
+		RAISE EXCEPTION 'table % is already exposed for % to role "%"', tbl, purpose, to_role
+			USING ERRCODE = 'duplicate_object';
+	END IF;
+	-- CJEU C-470/21: no view combines connection-source data with other
+	-- traffic data (the view may exist from before: it is not granted on)
+	SELECT * INTO mix FROM retention._separation(tbl, purpose);
+	IF mix.connection IS NOT NULL AND mix.other IS NOT NULL THEN
+		RAISE EXCEPTION 'cannot expose % for %: the view would combine connection-source data with other traffic data',
+						tbl, purpose
+			USING ERRCODE = 'feature_not_supported',
+				  DETAIL = format('Connection-source data (CPCE L34-1 II bis 3°): %s; other traffic data: %s.',
+								  array_to_string(mix.connection, ', '), array_to_string(mix.other, ', ')),
+				  HINT = 'CJEU C-470/21 admits the retention of connection-source data only with an effective and strict separation from other traffic data: keep them in a table of their own.';
+	END IF;
+	SELECT c.relname || '_' || purpose, n.nspname INTO view_name, nsp
+	  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
+	IF EXISTS (SELECT 1 FROM retention.exposure e WHERE e.relid = tbl AND e.purpose = expose.purpose) THEN
+		-- the view exists for another role: grant it too
+		IF NOT pg_catalog.has_schema_privilege(to_role, nsp, 'USAGE') THEN
+			EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', nsp, to_role);
+		END IF;
+		EXECUTE format('GRANT SELECT ON %I.%I TO %I', nsp, view_name, to_role);
+	ELSE
+		IF pg_catalog.to_regclass(format('%I.%I', nsp, view_name)) IS NOT NULL THEN
+			RAISE EXCEPTION 'relation "%" already exists', view_name
+				USING ERRCODE = 'duplicate_table',
+					  HINT = 'Rename or drop it: retention.expose() creates a view of that name.';
+		END IF;
+		PERFORM retention._create_exposure(tbl, purpose, to_role, view_name);
+	END IF;
+	INSERT INTO retention.exposure (relid, purpose, role, view_name)
+		VALUES (tbl, purpose, to_role, view_name);
+	PERFORM retention._audit('expose', tbl::text,
+							 jsonb_build_object('purpose', purpose, 'role', to_role, 'view', view_name));
+	RETURN format('%I.%I', nsp, view_name)::regclass;
+END
+$$;
 
 /*------------------------------------------------------------------------
  * Every search_path pinned with pg_temp last (issue 13, item 1)

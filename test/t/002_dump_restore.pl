@@ -37,6 +37,14 @@ $node->safe_psql('src', q{
 	SELECT retention.set_method('"Telco ops"."CDR 2026"', 'cell', 'generalize');
 	SELECT retention.hold('"Telco ops"."CDR 2026"', '33600000007', '2000-01-01', now(),
 						  'judicial_request', 'PV-DUMP', now() + interval '1 month');
+	-- an EU preservation order, extended, then a production confirmed:
+	-- its authority, kind, renewals and their references are dumped too
+	SELECT retention.hold('"Telco ops"."CDR 2026"', '33600000009', '2000-01-01', now(),
+						  'quick_freeze', 'EPOC-DUMP', now() + interval '60 days',
+						  authority => 'Parquet de Bruxelles', order_kind => 'eu_preservation');
+	SELECT retention.extend_hold(id, until + interval '30 days', 'EPOC-DUMP-EXT')
+	  FROM retention.hold WHERE reference = 'EPOC-DUMP';
+	SELECT retention.request_production(id, 'EPOC-DUMP-PROD') FROM retention.hold WHERE reference = 'EPOC-DUMP';
 	SELECT retention.grant_consent('33600000008', now() + interval '1 month', now() + interval '1 year');
 	SELECT retention.expose('"Telco ops"."CDR 2026"', 'billing', 'dump_billing');
 	CREATE TABLE cdr_part (caller retention.msisdn(law_enforcement), ended_at timestamptz)
@@ -53,7 +61,9 @@ my $policy_sql = q{SELECT string_agg(purpose || '=' || coalesce("window"::text, 
 my $audit_sql = q{SELECT count(*) || ' ' || string_agg(encode(hash, 'hex'), ',' ORDER BY id) FROM retention.audit_log};
 my $catalog_sql = q{SELECT (SELECT string_agg(relid::text || ':' || ended_at || ':' || coalesce(subscriber, '-'), ',' ORDER BY relid::text) FROM retention.protected_table)
 	|| ' ' || (SELECT string_agg(attname || '=' || method, ',') FROM retention.column_method)
-	|| ' ' || (SELECT string_agg(reference, ',') FROM retention.hold)
+	|| ' ' || (SELECT string_agg(concat_ws('/', reference, authority, order_kind, extensions, production_reference,
+										   coalesce(until::text, 'open')), ',' ORDER BY id) FROM retention.hold)
+	|| ' ' || (SELECT string_agg(concat_ws('/', hold_id, kind, reference, until), ',' ORDER BY id) FROM retention.hold_renewal)
 	|| ' ' || (SELECT string_agg(subscriber, ',') FROM retention.consent)
 	|| ' ' || (SELECT string_agg(view_name || '>' || role, ',') FROM retention.exposure)};
 
@@ -69,6 +79,11 @@ for my $q ($types_sql, $data_sql, $policy_sql, $audit_sql, $catalog_sql)
 {
 	is($node->safe_psql('dst', $q), $before{$q}, "same after restore: $q");
 }
+is($node->safe_psql('dst', q{SELECT concat_ws(' ', authority, order_kind, extensions, production_reference,
+		coalesce(until::text, 'open'), (SELECT string_agg(r.reference, ',' ORDER BY r.id) FROM retention.hold_renewal r))
+	FROM retention.hold WHERE reference = 'EPOC-DUMP'}),
+	'Parquet de Bruxelles eu_preservation 1 EPOC-DUMP-PROD open EPOC-DUMP-EXT,EPOC-DUMP-PROD',
+	'a quick freeze keeps its authority, kind, extensions and production after restore');
 like($node->safe_psql('dst', $types_sql), qr/caller retention.msisdn\(billing,law_enforcement\)/,
 	'purposes restored in canonical order');
 is($node->safe_psql('dst', 'SELECT valid FROM retention.verify_audit_log()'), 't',

@@ -58,6 +58,9 @@ $node->safe_psql('old', q{
 	SELECT retention.set_window('network_security', '2 months');
 	SELECT retention.hold('"Telco ops"."CDR 2026"', '33600000007', '2000-01-01', now(),
 						  'judicial_request', 'PV-UPGRADE', now() + interval '1 month');
+	-- 1.0 took a quick freeze without its authority, for any term
+	SELECT retention.hold('"Telco ops"."CDR 2026"', '33600000009', '2000-01-01', now(),
+						  'quick_freeze', 'QF-UPGRADE', now() + interval '2 years');
 	SELECT retention.grant_consent('33600000008', now() + interval '1 month', now() + interval '1 year');
 	SELECT retention.rotate_key();
 	CALL retention.sweep();
@@ -208,12 +211,47 @@ is($node->safe_psql('old', q{SELECT count(*) FROM "Telco ops"."CDR 2026" WHERE i
 $node->safe_psql('old', 'CALL retention.sweep()');
 is($node->safe_psql('old', q{SELECT count(*) FROM "Telco ops"."CDR 2026" WHERE caller = '33600000007'}), '1',
 	'the hold placed under 1.0 still holds');
+# a 1.0 quick freeze is a national order, its term untouched (no year's
+# bound: the order sets it); a 1.0 hold's renewals are recorded like any
+is($node->safe_psql('old', q{SELECT concat_ws(' ', order_kind, until > now() + interval '23 months', coalesce(authority, '-'))
+	FROM retention.hold WHERE reference = 'QF-UPGRADE'}), 'national t -', 'a 1.0 quick freeze after the upgrade');
+is($node->safe_psql('old', q{SELECT count(*) FROM "Telco ops"."CDR 2026" WHERE caller = '33600000009'}), '1',
+	'and it still holds');
+$node->safe_psql('old', q{SELECT retention.extend_hold(id, now() + interval '2 months', 'PV-UPGRADE-2')
+	FROM retention.hold WHERE reference = 'PV-UPGRADE'});
+is($node->safe_psql('old', q{SELECT h.extensions || ' ' || r.reference FROM retention.hold h
+	JOIN retention.hold_renewal r ON r.hold_id = h.id WHERE h.reference = 'PV-UPGRADE'}), '1 PV-UPGRADE-2',
+	'a 1.0 hold is extended after the upgrade');
 is($node->safe_psql('old', q{SELECT count(*) FROM retention.report() WHERE overdue_rows > 0}), '0',
 	'nothing is overdue after a sweep');
 is($node->safe_psql('old', 'SELECT valid FROM retention.verify_audit_log()'), 't',
 	'the audit chain verifies after a sweep under the new version');
 is($node->safe_psql('new', 'SELECT retention.regime_in_force()'), 'fr-2025',
 	'a fresh install enforces regime fr-2025');
+
+# 1.0 accepted an until of infinity (a hold placed with no end) and of
+# -infinity (by a direct INSERT): after the upgrade they say the same with a
+# finite end or none, audited, and restore under the new trigger
+$node->safe_psql('postgres', 'CREATE DATABASE old_inf');
+$node->safe_psql('old_inf', q{
+	CREATE EXTENSION retention VERSION '1.0' CASCADE;
+	CREATE TABLE cdr (caller retention.msisdn(billing, law_enforcement), ended_at timestamptz);
+	SELECT retention.protect('cdr', 'ended_at', subscriber => 'caller');
+	SELECT retention.hold('cdr', '33600000001', '2000-01-01', now(), 'quick_freeze', 'QF-INF', 'infinity');
+	SELECT retention.hold('cdr', '33600000002', '2000-01-01', now(), 'billing_dispute', 'INV-INF', 'infinity');
+	INSERT INTO retention.hold (relid, subscriber, from_ts, to_ts, reason, reference, until)
+		VALUES ('cdr', '33600000003', '2000-01-01', now(), 'judicial_request', 'PV-NEGINF', '-infinity');
+});
+$node->safe_psql('old_inf', 'ALTER EXTENSION retention UPDATE');
+is($node->safe_psql('old_inf', q{SELECT string_agg(reference || '=' || coalesce((until = placed_at)::text, 'open'), ',' ORDER BY id)
+	FROM retention.hold}), 'QF-INF=open,INV-INF=open,PV-NEGINF=true',
+	'infinite ends become until released, -infinity the time the hold was placed');
+is($node->safe_psql('old_inf', q{SELECT count(*) FROM retention.audit_log WHERE action = 'bound_hold'}), '3',
+	'each one audited');
+$node->safe_psql('old_inf', q{INSERT INTO cdr VALUES ('33600000001', now() - interval '2 years'),
+	('33600000003', now() - interval '2 years')});
+is($node->safe_psql('old_inf', q{SELECT string_agg(caller::text, ',' ORDER BY caller) FROM cdr}), '33600000001',
+	'the open-ended hold holds, the ended one does not');
 
 $node->stop;
 done_testing();
