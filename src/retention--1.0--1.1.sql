@@ -890,6 +890,18 @@ GRANT EXECUTE ON FUNCTION retention.grant_location_consent(text, timestamptz),
 				   retention.emergency_call(text, text),
 				   retention.close_emergency(bigint) TO retention_admin;
 
+-- the database's owner dumps these, as the other configuration tables
+-- (see "The database's owner can pg_dump its database" below)
+DO $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'pg_database_owner') THEN
+		GRANT SELECT ON retention.location_consent TO pg_database_owner;
+		GRANT SELECT ON SEQUENCE retention.legal_basis_id_seq, retention.location_consent_id_seq
+			TO pg_database_owner;
+	END IF;
+END
+$$;
+
 -- protected tables: which rows the operator's own subscribers originated
 -- (billing keeps nothing else under fr-2025), and what the table holds:
 -- communications (anchored on their end) or subscribers and contracts

@@ -31,7 +31,7 @@ $node->safe_psql('postgres', q{
 	INSERT INTO cdr VALUES (3, '33633333333', '490154203237518', '208-01-1-3', now() - interval '2 years', 30);
 	RESET session_replication_role;
 	SELECT retention.expose('cdr', 'billing', to_role => 'billing_team');
-	SELECT retention.expose('cdr', 'law_enforcement', to_role => 'police');
+	SELECT retention.expose('cdr', 'connection', to_role => 'police');
 });
 
 # what the billing team reads
@@ -46,20 +46,20 @@ is($out, "1|33611111111|60\n2|33622222222|90", 'open billing rows, billing colum
 	FROM information_schema.columns WHERE table_name = 'cdr_billing'});
 is($out, 'id,caller,ended_at,duration', 'no column kept for another purpose');
 
-for my $q ('SELECT * FROM cdr', 'SELECT * FROM cdr_law_enforcement',
+for my $q ('SELECT * FROM cdr', 'SELECT * FROM cdr_connection',
 	'SELECT * FROM retention.hold', 'SELECT * FROM retention.consent',
 	'SELECT * FROM retention.audit_log', 'SELECT * FROM retention.sweep_log',
 	"SELECT retention.anonymize('33611111111'::retention.msisdn, 'hash')",
 	"SELECT retention.set_window('billing', '2 years')",
 	"SELECT retention.unprotect('cdr')",
-	"SELECT retention.expose('cdr', 'law_enforcement', 'billing_team')")
+	"SELECT retention.expose('cdr', 'connection', 'billing_team')")
 {
 	($rc, $out, $err) = $billing->($q);
 	like($err, qr/permission denied/, "refused: $q");
 }
 
 # the police read theirs, with the IMEI the billing team never sees
-($rc, $out, $err) = $node->psql('postgres', 'SELECT id, imei FROM cdr_law_enforcement ORDER BY id',
+($rc, $out, $err) = $node->psql('postgres', 'SELECT id, imei FROM cdr_connection ORDER BY id',
 	extra_params => [ '-U', 'police' ]);
 is($out, "1|490154203237518\n2|490154203237518", 'law enforcement sees its own columns');
 
