@@ -93,6 +93,8 @@ $coord->safe_psql('postgres', q{
 	SELECT create_distributed_table('calls', 'id');
 	CREATE TABLE plans (id bigint, caller retention.msisdn(billing), ended_at timestamptz);
 	SELECT create_reference_table('plans');
+	CREATE TABLE plans_pk (id bigint PRIMARY KEY);
+	SELECT create_reference_table('plans_pk');
 	CREATE TABLE locals (id bigint, caller retention.msisdn(billing), ended_at timestamptz);
 	SELECT citus_add_local_table_to_metadata('locals');
 });
@@ -131,6 +133,26 @@ $coord->safe_psql('postgres', q{
 $err = error_of($coord, 'postgres', q{SELECT create_distributed_table('cdr', 'id')});
 like($err, qr/cannot distribute relation "cdr" because it has triggers/,
 	'a protected table is not distributed while citus.enable_unsafe_triggers is off');
+
+# Citus renames a table's triggers when it makes it a Citus local table,
+# by hand or for a foreign key to a reference table: retention's guard
+# refuses that, and the table stays local and enforced
+$coord->safe_psql('postgres', q{
+	CREATE TABLE subscriber (id bigint, plan_id bigint PRIMARY KEY, caller retention.msisdn(billing),
+							 ended_at timestamptz);
+	SELECT retention.protect('subscriber', 'ended_at');
+});
+$err = error_of($coord, 'postgres', q{SELECT citus_add_local_table_to_metadata('subscriber')});
+like($err, qr/^ERROR:  42501: cannot rename or alter retention's trigger on public\.subscriber_\d+\n/,
+	'a protected table is not made a Citus local table');
+$err = error_of($coord, 'postgres', q{
+	ALTER TABLE subscriber ADD CONSTRAINT subscriber_plan FOREIGN KEY (plan_id) REFERENCES plans_pk (id)});
+like($err, qr/^ERROR:  42501: cannot rename or alter retention's trigger on public\.subscriber_\d+\n/m,
+	'nor by a foreign key to a reference table');
+is($coord->safe_psql('postgres', q{
+	SELECT retention._citus_problem('subscriber') IS NULL,
+		   count(*) FILTER (WHERE kind = 'tagged') FROM retention.report() WHERE "table" = 'subscriber'::regclass}),
+	't|1', 'it stays local, and enforced');
 
 # --- protected, then distributed ------------------------------------------------
 
