@@ -37,6 +37,9 @@ CREATE TABLE pg_catalog.pg_dist_partition (logicalrelid regclass NOT NULL, partm
 										   partkey text, colocationid integer NOT NULL,
 										   repmodel "char" NOT NULL);
 CREATE TABLE pg_catalog.pg_dist_shard (logicalrelid regclass NOT NULL, shardid bigint NOT NULL);
+CREATE TABLE pg_catalog.pg_dist_placement (shardid bigint NOT NULL, groupid integer NOT NULL);
+CREATE TABLE pg_catalog.pg_dist_local_group (groupid integer NOT NULL);
+INSERT INTO pg_catalog.pg_dist_local_group VALUES (1);
 RESET allow_system_table_mods;
 SELECT retention._citus_present();
 SELECT retention._citus_problem('cdr');
@@ -78,26 +81,35 @@ SELECT retention.protect('loc', 'ended_at');
 \echo :LAST_ERROR_SQLSTATE
 SELECT retention.protect('single', 'ended_at');
 \echo :LAST_ERROR_SQLSTATE
--- a shard: <table>_<shardid>, in its table's schema
+-- a shard: <table>_<shardid>, in its table's schema, placed on this node
 CREATE TABLE cdr_102008 (LIKE cdr);
-INSERT INTO pg_catalog.pg_dist_shard VALUES ('cdr', 102008);
+INSERT INTO pg_catalog.pg_dist_shard VALUES ('cdr', 102008), ('cdr', 102010);
+INSERT INTO pg_catalog.pg_dist_placement VALUES (102008, 1), (102010, 2);
 SELECT retention.protect('cdr_102008', 'ended_at');
 \echo :LAST_ERROR_SQLSTATE
--- a long name: Citus shortens it, keeping the shard id
+-- a long name: Citus cuts it short and puts a hash of it before the id
 CREATE TABLE cdr_of_a_very_long_name_that_leaves_no_room_for_the_shard_id (LIKE cdr);
-CREATE TABLE cdr_of_a_very_long_name_that_leaves_no_ro_8c2f1d2a_102009 (LIKE cdr);
+SELECT format('%s_%s_102009', left('cdr_of_a_very_long_name_that_leaves_no_room_for_the_shard_id', 47),
+			  lpad(to_hex(hashtext('cdr_of_a_very_long_name_that_leaves_no_room_for_the_shard_id')), 8, '0')) AS long_shard \gset
+SELECT :'long_shard';
+CREATE TABLE :"long_shard" (LIKE cdr);
 INSERT INTO pg_catalog.pg_dist_partition VALUES
 	('cdr_of_a_very_long_name_that_leaves_no_room_for_the_shard_id', 'n', NULL, 2, 't');
 INSERT INTO pg_catalog.pg_dist_shard VALUES ('cdr_of_a_very_long_name_that_leaves_no_room_for_the_shard_id', 102009);
-SELECT retention.protect('cdr_of_a_very_long_name_that_leaves_no_ro_8c2f1d2a_102009', 'ended_at');
+INSERT INTO pg_catalog.pg_dist_placement VALUES (102009, 1);
+SELECT retention.protect(:'long_shard', 'ended_at');
 \echo :LAST_ERROR_SQLSTATE
--- not shards: another shard id, another schema, another name
+-- not shards: another hash, a shard placed on another node, another
+-- shard id, another schema, another name
+CREATE TABLE cdr_of_a_very_long_name_that_leaves_no_ro_00000000_102009 (LIKE cdr);
 CREATE TABLE cdr_102010 (LIKE cdr);
+CREATE TABLE cdr_102011 (LIKE cdr);
 CREATE SCHEMA other;
 CREATE TABLE other.cdr_102008 (LIKE cdr);
 CREATE TABLE cdx_102008 (LIKE cdr);
-SELECT retention._citus_problem('cdr_102010') AS a, retention._citus_problem('other.cdr_102008') AS b,
-	   retention._citus_problem('cdx_102008') AS c;
+SELECT retention._citus_problem('cdr_of_a_very_long_name_that_leaves_no_ro_00000000_102009') AS a,
+	   retention._citus_problem('cdr_102010') AS b, retention._citus_problem('cdr_102011') AS c,
+	   retention._citus_problem('other.cdr_102008') AS d, retention._citus_problem('cdx_102008') AS e;
 SELECT retention.protect('other.cdr_102008', 'ended_at');
 SELECT retention.unprotect('other.cdr_102008');
 -- a local partitioned table whose partition Citus manages
@@ -113,14 +125,15 @@ SELECT "table", kind, note FROM retention.report() WHERE kind = 'not enforced';
 
 -- metadata that cannot be read counts as Citus's
 ALTER TABLE pg_catalog.pg_dist_partition RENAME COLUMN repmodel TO replication_model;
-SELECT retention._citus_problem('cdr_102010');
-SELECT retention.protect('cdr_102010', 'ended_at');
+SELECT retention._citus_problem('cdr_102011');
+SELECT retention.protect('cdr_102011', 'ended_at');
 \echo :LAST_ERROR_SQLSTATE
 ALTER TABLE pg_catalog.pg_dist_partition RENAME COLUMN replication_model TO repmodel;
 
 -- undistributed again: enforced as before
 DELETE FROM pg_catalog.pg_dist_partition;
 DELETE FROM pg_catalog.pg_dist_shard;
+DELETE FROM pg_catalog.pg_dist_placement;
 SELECT count(*) FROM retention._citus_problems();
 SELECT "table", "column", kind, rows_in_clear, overdue_rows FROM retention.report() WHERE "table" = 'cdr'::regclass;
 SELECT retention.verify();
@@ -129,7 +142,8 @@ SELECT relid, status, error FROM retention.sweep_log ORDER BY id DESC LIMIT 1;
 
 -- Citus gone
 SET allow_system_table_mods = on;
-DROP TABLE pg_catalog.pg_dist_partition, pg_catalog.pg_dist_shard;
+DROP TABLE pg_catalog.pg_dist_partition, pg_catalog.pg_dist_shard, pg_catalog.pg_dist_placement,
+		   pg_catalog.pg_dist_local_group;
 RESET allow_system_table_mods;
 SELECT retention._citus_present();
 

@@ -32,7 +32,9 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -93,6 +95,29 @@ shardid_of_name(const char *relname)
 }
 
 /*
+ * The name Citus gives shard shardid of a table named name, as its
+ * AppendShardIdToName() does: <name>_<shardid>, or, where that would not
+ * fit in NAMEDATALEN, the name cut short and a hash of it before the id.
+ */
+static char *
+citus_shard_name(const char *name, int64 shardid)
+{
+	char		suffix[32];
+	int			namelen = strlen(name);
+	int			suffixlen;
+	uint32		hash;
+	int			clip;
+
+	snprintf(suffix, sizeof(suffix), "_" INT64_FORMAT, shardid);
+	suffixlen = strlen(suffix);
+	if (namelen < NAMEDATALEN - suffixlen)
+		return psprintf("%s%s", name, suffix);
+	hash = DatumGetUInt32(hash_any((const unsigned char *) name, namelen));
+	clip = pg_mbcliplen(name, namelen, NAMEDATALEN - suffixlen - 10);
+	return psprintf("%.*s_%.8x%s", clip, name, hash, suffix);
+}
+
+/*
  * What Citus makes of ct->relid (or of one of its partitions), from
  * pg_dist_partition; else, whether it is a shard, from pg_dist_shard.  Runs
  * with search_path pinned (retention_run_as()).
@@ -105,6 +130,7 @@ citus_lookup_step(void *arg)
 	int64		shardid;
 	bool		isnull;
 	MemoryContext cxt = CurrentMemoryContext;
+	uint64		i;
 
 	ct->kind = CITUS_NONE;
 	if (!retention_citus_present_in_db())
@@ -148,9 +174,9 @@ citus_lookup_step(void *arg)
 	}
 
 	/*
-	 * A shard is named <table>_<shardid>, in its table's schema; Citus
-	 * shortens a name that would be too long, keeping the shard id at the
-	 * end.
+	 * A shard is named after its table (citus_shard_name()), in its schema,
+	 * and this node holds a placement of it: a table that merely takes a
+	 * shard's name on another node is not one.
 	 */
 	relname = get_rel_name(ct->relid);
 	shardid = relname ? shardid_of_name(relname) : 0;
@@ -158,25 +184,29 @@ citus_lookup_step(void *arg)
 		OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE)))
 	{
 		if (SPI_execute_with_args(
-								  "SELECT s.logicalrelid::pg_catalog.oid "
+								  "SELECT s.logicalrelid::pg_catalog.oid, l.relname::pg_catalog.text "
 								  "  FROM pg_catalog.pg_dist_shard s "
 								  "  JOIN pg_catalog.pg_class l ON l.oid = s.logicalrelid "
 								  " WHERE s.shardid = $1 AND l.relnamespace = $2 "
-								  "   AND ($3 = l.relname::pg_catalog.text || '_' || s.shardid::pg_catalog.text "
-								  "        OR pg_catalog.octet_length(l.relname::pg_catalog.text || '_' || s.shardid::pg_catalog.text) > $4)",
-								  4, (Oid[]) {INT8OID, OIDOID, TEXTOID, INT4OID},
+								  "   AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p, "
+								  "                             pg_catalog.pg_dist_local_group g "
+								  "                WHERE p.shardid = s.shardid AND p.groupid = g.groupid)",
+								  2, (Oid[]) {INT8OID, OIDOID},
 								  (Datum[]) {Int64GetDatum(shardid),
-									  ObjectIdGetDatum(get_rel_namespace(ct->relid)),
-									  CStringGetTextDatum(relname),
-								  Int32GetDatum(NAMEDATALEN - 1)},
-								  NULL, true, 1) != SPI_OK_SELECT)
+								  ObjectIdGetDatum(get_rel_namespace(ct->relid))},
+								  NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read pg_dist_shard");
-		if (SPI_processed > 0)
+		for (i = 0; i < SPI_processed; i++)
 		{
+			char	   *logical = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+
+			if (logical == NULL || strcmp(citus_shard_name(logical, shardid), relname) != 0)
+				continue;
 			ct->kind = CITUS_SHARD;
 			ct->managed = ct->relid;
-			ct->logical = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0],
+			ct->logical = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
 														 SPI_tuptable->tupdesc, 1, &isnull));
+			break;
 		}
 	}
 	SPI_finish();

@@ -120,6 +120,23 @@ like($shard, qr/^calls_\d+$/, "worker1 holds shard $shard");
 $err = error_of($w1, 'postgres', qq{SELECT retention.protect('$shard', 'ended_at')});
 like($err, qr/^ERROR:  0A000: cannot protect shard "$shard" of Citus table "calls"\n/,
 	'protect() refuses a shard on a worker');
+# Citus cuts a long name short, with a hash of it before the shard id
+my $long = 'calls_of_a_name_long_enough_that_citus_must_shorten_its_shards';
+$coord->safe_psql('postgres', qq{
+	CREATE TABLE $long (id bigint, caller retention.msisdn(billing), ended_at timestamptz);
+	SELECT create_distributed_table('$long', 'id');
+});
+my $long_shard = $w1->safe_psql('postgres', qq{
+	SET citus.show_shards_for_app_name_prefixes = '*';
+	SELECT c.relname FROM pg_dist_shard s JOIN pg_dist_placement p USING (shardid)
+	  JOIN pg_class c ON right(c.relname, length(s.shardid::text) + 1) = '_' || s.shardid
+	 WHERE s.logicalrelid = '$long'::regclass AND p.groupid = (SELECT groupid FROM pg_dist_local_group)
+	 ORDER BY s.shardid LIMIT 1});
+like($long_shard, qr/^calls_of_a_name_long_enough_that_citus_must_sho_[0-9a-f]{8}_\d+$/,
+	"worker1 holds shard $long_shard");
+$err = error_of($w1, 'postgres', qq{SELECT retention.protect('$long_shard', 'ended_at')});
+like($err, qr/^ERROR:  0A000: cannot protect shard "$long_shard" of Citus table "$long"\n/,
+	'protect() refuses a shard whose name Citus shortened');
 $err = error_of($w1, 'postgres', q{SELECT retention.protect('calls', 'ended_at')});
 like($err, qr/^ERROR:  0A000: cannot protect distributed table "calls"\n/,
 	'protect() refuses the distributed table on a worker too');
