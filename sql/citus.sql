@@ -62,6 +62,9 @@ SELECT relid, status, rows_deleted, rows_anonymized, error FROM retention.sweep_
 CALL retention.sweep(dry_run => true);
 SELECT action, object, details->>'status' AS status FROM retention.audit_log
  WHERE action = 'sweep' ORDER BY id;
+-- nor does a subject's request reach its rows
+SELECT * FROM retention.anonymize('cdr'::regclass, '33600000001');
+\echo :LAST_ERROR_SQLSTATE
 
 -- protect() refuses every kind of table Citus manages
 CREATE TABLE dist (id bigint, caller retention.msisdn(billing), ended_at timestamptz);
