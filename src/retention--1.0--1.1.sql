@@ -1284,7 +1284,10 @@ BEGIN
 					WHEN pol.floor IS NOT NULL AND NOT retention._window_within(pol.floor, pol."window")
 					THEN pol.floor ELSE pol."window" END)
 	  INTO windows FROM retention.policy pol;
-	FOR p IN SELECT * FROM retention.protected_table ORDER BY relid::text LOOP
+	FOR p IN SELECT * FROM retention.protected_table
+			  -- not over a Citus table's shell: "Citus: fail closed" says why
+			  WHERE retention._citus_problem(relid) IS NULL
+			  ORDER BY relid::text LOOP
 		SELECT pg_catalog.max(l.finished_at) INTO swept FROM retention.sweep_log l
 		 WHERE l.relid = p.relid AND l.status = 'done';
 		-- one scan of the table: per tagged column, its values in clear, the
@@ -2047,6 +2050,12 @@ BEGIN
 		note := r.problem;
 		RETURN NEXT;
 	END LOOP;
+	-- Citus tables, and an unknown Citus (section "Citus: fail closed")
+	FOR r IN SELECT * FROM retention._citus_problems() LOOP
+		"table" := r.rel; "column" := NULL; kind := 'not enforced'; type := NULL;
+		note := r.problem;
+		RETURN NEXT;
+	END LOOP;
 	-- exposure views emptied because other views depend on them
 	FOR r IN SELECT DISTINCT x.relid, v.v FROM retention.exposure x
 			   JOIN pg_catalog.pg_class c ON c.oid = x.relid
@@ -2115,6 +2124,7 @@ BEGIN
 										 LATERAL retention.tagged_columns(p.relid) t
 								   WHERE t.purposes <> '{}' AND retention._column_rules(p.relid, t.attname) = '{}'
 								   ORDER BY p.relid::text, t.attname);
+	problems := problems || ARRAY(SELECT concat_ws(': ', c.rel, c.problem) FROM retention._citus_problems() c);
 	problems := problems || ARRAY(SELECT format('%s: column %I lost its tag (%s) since it was protected',
 												l.rel, l.attname, array_to_string(l.purposes, ', '))
 									FROM retention._lost_tags() l);
@@ -3282,6 +3292,8 @@ DECLARE
 	ntagged		integer;
 	protector	regclass;
 BEGIN
+	-- a table that Citus manages (section "Citus: fail closed")
+	PERFORM retention._citus_refuse(tbl);
 	SELECT * INTO rel FROM pg_catalog.pg_class WHERE oid = tbl;
 	IF rel.relkind NOT IN ('r', 'p') THEN
 		RAISE EXCEPTION '% is not a table', tbl
@@ -3411,6 +3423,90 @@ GRANT EXECUTE ON FUNCTION retention.protect(regclass, name, name, text, name, na
 -- ---------------------------------------------------------------------
 CREATE CAST (inet AS retention.ident) WITH INOUT AS ASSIGNMENT;
 CREATE CAST (cidr AS retention.ident) WITH INOUT AS ASSIGNMENT;
+
+-- ---------------------------------------------------------------------
+-- Citus: fail closed (issue 18, item 1).  Retention does not enforce
+-- Citus tables yet: their rows are in shards, on the workers or the
+-- coordinator, that its triggers, sweep and report() do not reach.
+-- protect() refuses a distributed, reference or Citus local table (or a
+-- shard, or a table whose partition is one), and any table under a Citus
+-- version retention does not know; a table that became one after it was
+-- protected (create_distributed_table() and the like are function calls,
+-- which no event trigger sees) shows in report() as 'not enforced', makes
+-- verify() raise, and its sweep fails with the reason.  So does, on any
+-- node, a Citus table holding purpose-tagged columns.  Citus need not be
+-- installed: src/citus.c looks its catalogs up at run time, and nothing
+-- here names them.
+-- ---------------------------------------------------------------------
+CREATE FUNCTION retention._citus_present()
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'retention_citus_present'
+LANGUAGE C STABLE;
+COMMENT ON FUNCTION retention._citus_present() IS
+	'Is Citus''s metadata (pg_dist_partition) in this database?';
+
+-- NULL, or why retention does not enforce the table: Citus manages it or
+-- one of its partitions, or it is a shard
+CREATE FUNCTION retention._citus_problem(tbl regclass)
+RETURNS text
+AS 'MODULE_PATHNAME', 'retention_citus_problem'
+LANGUAGE C STABLE STRICT;
+
+-- NULL, or the installed Citus, of a version retention does not know
+CREATE FUNCTION retention._citus_version_problem()
+RETURNS text
+AS 'MODULE_PATHNAME', 'retention_citus_version_problem'
+LANGUAGE C STABLE;
+
+-- protect()'s check: raises feature_not_supported
+CREATE FUNCTION retention._citus_refuse(tbl regclass)
+RETURNS void
+AS 'MODULE_PATHNAME', 'retention_citus_refuse'
+LANGUAGE C STRICT;
+
+-- What report() and verify() say of Citus on this node: an unknown
+-- version; every protected table that Citus manages; every Citus table
+-- with purpose-tagged columns that is not protected here (on a worker,
+-- whose catalog lists none of the coordinator's protected tables, that is
+-- each of them).  Partitions are the business of their table.
+CREATE FUNCTION retention._citus_problems(OUT rel regclass, OUT problem text)
+RETURNS SETOF record
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+BEGIN
+	IF NOT retention._citus_present() THEN
+		RETURN;
+	END IF;
+	rel := NULL;
+	problem := retention._citus_version_problem();
+	IF problem IS NOT NULL THEN
+		RETURN NEXT;
+	END IF;
+	RETURN QUERY
+		SELECT p.relid, c.problem
+		  FROM retention.protected_table p
+		 CROSS JOIN LATERAL retention._citus_problem(p.relid) c(problem)
+		 WHERE c.problem IS NOT NULL
+		 ORDER BY p.relid::text;
+	-- pg_dist_partition exists (checked above): named in dynamic SQL only
+	RETURN QUERY EXECUTE
+		'SELECT d.logicalrelid, retention._citus_problem(d.logicalrelid)
+		   FROM pg_catalog.pg_dist_partition d
+		   JOIN pg_catalog.pg_class c ON c.oid = d.logicalrelid
+		  WHERE NOT c.relispartition
+			AND NOT EXISTS (SELECT 1 FROM retention.protected_table p WHERE p.relid = d.logicalrelid)
+			AND EXISTS (SELECT 1 FROM retention.tagged_columns(d.logicalrelid))
+		  ORDER BY d.logicalrelid::text';
+END
+$$;
+COMMENT ON FUNCTION retention._citus_problems() IS
+	'The Citus tables on this node that retention does not enforce (all of them, for now), and an unknown Citus version';
+
+REVOKE ALL ON FUNCTION retention._citus_problem(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION retention._citus_version_problem() FROM PUBLIC;
+REVOKE ALL ON FUNCTION retention._citus_refuse(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION retention._citus_problems() FROM PUBLIC;
 
 /*------------------------------------------------------------------------
  * Quick freeze (issue 15, item 5)

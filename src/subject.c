@@ -124,6 +124,20 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("table \"%s\" has no subscriber column", get_rel_name(relid)),
 				 errhint("Protect it with retention.protect(..., subscriber => 'column').")));
+	/* a Citus table: its rows are in shards, out of reach (citus.c) */
+	{
+		char	   *citus = retention_citus_table_problem(relid);
+
+		if (citus != NULL)
+		{
+			citus[0] = pg_toupper((unsigned char) citus[0]);
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot anonymize the subscriber's rows of table \"%s\"", get_rel_name(relid)),
+					 errdetail("%s.", citus),
+					 errhint("Retention does not enforce Citus tables yet.  See docs/citus.md.")));
+		}
+	}
 
 	nestlevel = retention_pin_search_path();
 	SPI_connect();

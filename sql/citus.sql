@@ -1,0 +1,154 @@
+--
+-- Citus: fail closed (issue 18, item 1).  Without Citus, nothing changes:
+-- retention._citus_present() is false and protect(), report(), verify()
+-- and the sweep behave as before.  Then Citus's metadata is simulated
+-- (pg_dist_partition and pg_dist_shard with the columns retention reads,
+-- as Citus 13 has them): a table that Citus manages is refused by
+-- protect(), shows in report() as 'not enforced', makes verify() raise,
+-- and fails its sweep.  test/t/030_citus.pl does the same on a real
+-- cluster.  In a database of its own, so that report() and verify() see
+-- only this test's tables.
+--
+SELECT current_database() AS regress_db \gset
+CREATE DATABASE regress_citus;
+\c regress_citus
+CREATE EXTENSION retention CASCADE;
+\set SHOW_CONTEXT never
+SET client_min_messages = notice;
+
+CREATE TABLE cdr (id bigint PRIMARY KEY, caller retention.msisdn(billing),
+				  cell retention.cell(network_security), ended_at timestamptz);
+INSERT INTO cdr SELECT i, '336' || lpad(i::text, 8, '0'), '208-01-1-' || i, now() - interval '1 day'
+  FROM generate_series(1, 10) i;
+
+-- no Citus: nothing to say
+SELECT retention._citus_present();
+SELECT retention._citus_problem('cdr'), retention._citus_version_problem();
+SELECT count(*) FROM retention._citus_problems();
+SELECT retention.protect('cdr', 'ended_at', subscriber => 'caller');
+SELECT "table", "column", kind, rows_in_clear, overdue_rows, note FROM retention.report();
+SELECT retention.verify();
+CALL retention.sweep();
+SELECT relid, status, error FROM retention.sweep_log ORDER BY id;
+
+-- Citus's metadata, as a superuser could fake it; empty, it changes nothing
+SET allow_system_table_mods = on;
+CREATE TABLE pg_catalog.pg_dist_partition (logicalrelid regclass NOT NULL, partmethod "char" NOT NULL,
+										   partkey text, colocationid integer NOT NULL,
+										   repmodel "char" NOT NULL);
+CREATE TABLE pg_catalog.pg_dist_shard (logicalrelid regclass NOT NULL, shardid bigint NOT NULL);
+CREATE TABLE pg_catalog.pg_dist_placement (shardid bigint NOT NULL, groupid integer NOT NULL);
+CREATE TABLE pg_catalog.pg_dist_local_group (groupid integer NOT NULL);
+INSERT INTO pg_catalog.pg_dist_local_group VALUES (1);
+RESET allow_system_table_mods;
+SELECT retention._citus_present();
+SELECT retention._citus_problem('cdr');
+SELECT count(*) FROM retention._citus_problems();
+SELECT retention.verify();
+
+-- cdr, protected, then distributed by id (create_distributed_table() is a
+-- function call: no event trigger sees it)
+INSERT INTO pg_catalog.pg_dist_partition VALUES
+	('cdr', 'h', '{VAR :varno 1 :varattno 1 :vartype 20 :vartypmod -1 :varcollid 0 :varlevelsup 0 :varnosyn 1 :varattnosyn 1 :location -1}', 1, 's');
+SELECT retention._citus_problem('cdr');
+-- its counts would be of the coordinator's shell: not shown, the reason is
+SELECT "table", "column", kind, rows_in_clear, overdue_rows, note FROM retention.report();
+SELECT metric, value FROM retention.metrics WHERE metric = 'not_enforced';
+SELECT retention.verify();
+\echo :LAST_ERROR_SQLSTATE
+-- the sweep fails the table, with the reason, and claims no work
+CALL retention.sweep();
+SELECT relid, status, rows_deleted, rows_anonymized, error FROM retention.sweep_log ORDER BY id;
+CALL retention.sweep(dry_run => true);
+SELECT action, object, details->>'status' AS status FROM retention.audit_log
+ WHERE action = 'sweep' ORDER BY id;
+-- nor does a subject's request reach its rows
+SELECT * FROM retention.anonymize('cdr'::regclass, '33600000001');
+\echo :LAST_ERROR_SQLSTATE
+
+-- protect() refuses every kind of table Citus manages
+CREATE TABLE dist (id bigint, caller retention.msisdn(billing), ended_at timestamptz);
+CREATE TABLE ref (id bigint, caller retention.msisdn(billing), ended_at timestamptz);
+CREATE TABLE loc (id bigint, caller retention.msisdn(billing), ended_at timestamptz);
+CREATE TABLE single (id bigint, caller retention.msisdn(billing), ended_at timestamptz);
+INSERT INTO pg_catalog.pg_dist_partition VALUES
+	('dist', 'h', '{VAR :varno 1 :varattno 2 :vartype 20 :vartypmod -1 :varcollid 0 :varlevelsup 0 :varnosyn 1 :varattnosyn 2 :location -1}', 1, 's'),
+	('ref', 'n', NULL, 2, 't'),
+	('loc', 'n', NULL, 0, 's'),
+	('single', 'n', NULL, 3, 's');
+SELECT retention.protect('dist', 'ended_at');
+\echo :LAST_ERROR_SQLSTATE
+SELECT retention.protect('ref', 'ended_at');
+\echo :LAST_ERROR_SQLSTATE
+SELECT retention.protect('loc', 'ended_at');
+\echo :LAST_ERROR_SQLSTATE
+SELECT retention.protect('single', 'ended_at');
+\echo :LAST_ERROR_SQLSTATE
+-- a shard: <table>_<shardid>, in its table's schema, placed on this node
+CREATE TABLE cdr_102008 (LIKE cdr);
+INSERT INTO pg_catalog.pg_dist_shard VALUES ('cdr', 102008), ('cdr', 102010);
+INSERT INTO pg_catalog.pg_dist_placement VALUES (102008, 1), (102010, 2);
+SELECT retention.protect('cdr_102008', 'ended_at');
+\echo :LAST_ERROR_SQLSTATE
+-- a long name: Citus cuts it short and puts a hash of it before the id
+CREATE TABLE cdr_of_a_very_long_name_that_leaves_no_room_for_the_shard_id (LIKE cdr);
+SELECT format('%s_%s_102009', left('cdr_of_a_very_long_name_that_leaves_no_room_for_the_shard_id', 47),
+			  lpad(to_hex(hashtext('cdr_of_a_very_long_name_that_leaves_no_room_for_the_shard_id')), 8, '0')) AS long_shard \gset
+SELECT :'long_shard';
+CREATE TABLE :"long_shard" (LIKE cdr);
+INSERT INTO pg_catalog.pg_dist_partition VALUES
+	('cdr_of_a_very_long_name_that_leaves_no_room_for_the_shard_id', 'n', NULL, 2, 't');
+INSERT INTO pg_catalog.pg_dist_shard VALUES ('cdr_of_a_very_long_name_that_leaves_no_room_for_the_shard_id', 102009);
+INSERT INTO pg_catalog.pg_dist_placement VALUES (102009, 1);
+SELECT retention.protect(:'long_shard', 'ended_at');
+\echo :LAST_ERROR_SQLSTATE
+-- not shards: another hash, a shard placed on another node, another
+-- shard id, another schema, another name
+CREATE TABLE cdr_of_a_very_long_name_that_leaves_no_ro_00000000_102009 (LIKE cdr);
+CREATE TABLE cdr_102010 (LIKE cdr);
+CREATE TABLE cdr_102011 (LIKE cdr);
+CREATE SCHEMA other;
+CREATE TABLE other.cdr_102008 (LIKE cdr);
+CREATE TABLE cdx_102008 (LIKE cdr);
+SELECT retention._citus_problem('cdr_of_a_very_long_name_that_leaves_no_ro_00000000_102009') AS a,
+	   retention._citus_problem('cdr_102010') AS b, retention._citus_problem('cdr_102011') AS c,
+	   retention._citus_problem('other.cdr_102008') AS d, retention._citus_problem('cdx_102008') AS e;
+SELECT retention.protect('other.cdr_102008', 'ended_at');
+SELECT retention.unprotect('other.cdr_102008');
+-- a local partitioned table whose partition Citus manages
+CREATE TABLE part (id bigint, caller retention.msisdn(billing), ended_at timestamptz) PARTITION BY RANGE (ended_at);
+CREATE TABLE part_2026 PARTITION OF part FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+INSERT INTO pg_catalog.pg_dist_partition VALUES ('part_2026', 'n', NULL, 0, 's');
+SELECT retention._citus_problem('part');
+SELECT retention.protect('part', 'ended_at');
+\echo :LAST_ERROR_SQLSTATE
+
+-- every Citus table with tagged columns, protected or not, is reported
+SELECT "table", kind, note FROM retention.report() WHERE kind = 'not enforced';
+
+-- metadata that cannot be read counts as Citus's
+ALTER TABLE pg_catalog.pg_dist_partition RENAME COLUMN repmodel TO replication_model;
+SELECT retention._citus_problem('cdr_102011');
+SELECT retention.protect('cdr_102011', 'ended_at');
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE pg_catalog.pg_dist_partition RENAME COLUMN replication_model TO repmodel;
+
+-- undistributed again: enforced as before
+DELETE FROM pg_catalog.pg_dist_partition;
+DELETE FROM pg_catalog.pg_dist_shard;
+DELETE FROM pg_catalog.pg_dist_placement;
+SELECT count(*) FROM retention._citus_problems();
+SELECT "table", "column", kind, rows_in_clear, overdue_rows FROM retention.report() WHERE "table" = 'cdr'::regclass;
+SELECT retention.verify();
+CALL retention.sweep('cdr');
+SELECT relid, status, error FROM retention.sweep_log ORDER BY id DESC LIMIT 1;
+
+-- Citus gone
+SET allow_system_table_mods = on;
+DROP TABLE pg_catalog.pg_dist_partition, pg_catalog.pg_dist_shard, pg_catalog.pg_dist_placement,
+		   pg_catalog.pg_dist_local_group;
+RESET allow_system_table_mods;
+SELECT retention._citus_present();
+
+\c :regress_db
+DROP DATABASE regress_citus;
