@@ -244,12 +244,33 @@ SELECT retention.verify();
 SELECT count(*) >= 0 AS switched_back FROM retention.set_regime('fr-2025');
 
 -- a superuser's edit of the law shows
-UPDATE retention.rule SET floor = interval '1 day', default_window = interval '1 day'
+UPDATE retention.rule SET floor = interval '1 day', default_window = interval '1 day', ceiling = interval '1 day'
  WHERE regime = 'fr-2025' AND purpose = 'connection';
 SELECT note FROM retention.report() WHERE kind = 'not enforced' AND "table" IS NULL;
-UPDATE retention.rule SET floor = interval '1 year', default_window = interval '1 year'
+-- and a sweep run meanwhile, which cleared connection data a week old, is
+-- proof of early erasure for good, the rule once restored
+CREATE TABLE cdr25_early (caller retention.msisdn(connection), ended_at timestamptz);
+INSERT INTO cdr25_early VALUES ('33699999999', now() - interval '7 days');
+SELECT retention.protect('cdr25_early', 'ended_at');
+CALL retention.sweep('cdr25_early');
+SELECT count(caller) AS callers_left FROM cdr25_early;
+UPDATE retention.rule SET floor = interval '1 year', default_window = interval '1 year', ceiling = interval '1 year'
  WHERE regime = 'fr-2025' AND purpose = 'connection';
 SELECT count(*) AS law_problems FROM retention._regime_problems();
+SELECT "table", kind,
+	   regexp_replace(note, '^sweep \d+ of (\S+) at .* cleared (\S+) data anchored up to .*, less',
+					  'sweep N of \1 at ... cleared \2 data anchored up to ..., less') AS note
+  FROM retention.report() WHERE kind = 'early erasure';
+\set VERBOSITY terse
+SELECT retention.verify();
+\set VERBOSITY default
+-- every sweep records its regime and cutoffs
+SELECT regime, cutoffs ? 'connection' AS has_connection, cutoffs ? 'marketing' AS has_marketing
+  FROM retention.sweep_log WHERE relid = 'cdr25_early'::regclass;
+SELECT retention.unprotect('cdr25_early');
+DROP TABLE cdr25_early;
+-- (only a superuser can remove the proof, as here for the tests that follow)
+DELETE FROM retention.sweep_log WHERE id IN (SELECT e.id FROM retention._early_erasures() e);
 
 -- every step audited
 SELECT action, object, details - 'id' - 'valid_from' - 'valid_to' - 'valid_until' AS details

@@ -26,7 +26,9 @@
 
 #include "access/xact.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -381,4 +383,41 @@ retention_cutoffs(TimestampTz now, RetentionCutoffs *cut)
 	}
 	cutoffs_valid = !subject;
 	*cut = last_cutoffs;
+}
+
+/*
+ * retention._cutoffs(moment timestamptz) returns jsonb: each rule's cutoff
+ * at moment, as the rules apply it ({"connection": "...", ...}; a rule
+ * kept only under consent is left out).  The sweep log records those of
+ * each run, so that verify() can check them against the floors of the
+ * regime in force at the time, whatever the rules say later.
+ */
+PG_FUNCTION_INFO_V1(retention_cutoffs_at);
+
+Datum
+retention_cutoffs_at(PG_FUNCTION_ARGS)
+{
+	RetentionCutoffs cut;
+	StringInfoData buf;
+	int			i;
+	bool		first = true;
+
+	retention_cutoffs(PG_GETARG_TIMESTAMPTZ(0), &cut);
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (i = 0; i < RETENTION_NUM_PURPOSES; i++)
+	{
+		int			p = retention_purpose_order[i];
+
+		if (!rules[p].in_force || !rules[p].has_window)
+			continue;
+		appendStringInfo(&buf, "%s\"%s\": \"%s\"", first ? "" : ", ",
+						 retention_purpose_names[p],
+						 TIMESTAMP_NOT_FINITE(cut.cutoff[p]) ?
+						 (TIMESTAMP_IS_NOBEGIN(cut.cutoff[p]) ? "-infinity" : "infinity") :
+						 timestamptz_to_str(cut.cutoff[p]));
+		first = false;
+	}
+	appendStringInfoChar(&buf, '}');
+	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 }

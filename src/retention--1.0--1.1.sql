@@ -890,6 +890,53 @@ GRANT EXECUTE ON FUNCTION retention.grant_location_consent(text, timestamptz),
 				   retention.emergency_call(text, text),
 				   retention.close_emergency(bigint) TO retention_admin;
 
+CREATE FUNCTION retention._cutoffs(moment timestamptz)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'retention_cutoffs_at'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION retention._cutoffs(timestamptz) IS
+	'Each rule''s cutoff at a moment, as the rules apply it: values anchored at or before it are past the rule''s window';
+
+-- a sweep's first row (status running) gets the regime and the cutoffs
+-- of its fixed cutoff moment: the C engine's own, in the sweep's
+-- transaction; rows restored from a dump keep what they say
+CREATE FUNCTION retention._sweep_log_rules()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+BEGIN
+	IF NEW.status = 'running' AND NEW.cutoffs IS NULL THEN
+		NEW.regime := retention.regime_in_force();
+		NEW.cutoffs := retention._cutoffs(NEW.cutoff);
+	END IF;
+	RETURN NEW;
+END
+$$;
+CREATE TRIGGER sweep_log_rules
+	BEFORE INSERT ON retention.sweep_log
+	FOR EACH ROW EXECUTE FUNCTION retention._sweep_log_rules();
+
+-- sweeps that applied a cutoff later than the floor of a rule that must
+-- keep allowed, under the regime they ran under, as shipped: they may
+-- have erased what had to be kept
+CREATE FUNCTION retention._early_erasures(OUT id bigint, OUT relid regclass, OUT problem text)
+RETURNS SETOF record
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	SELECT l.id, l.relid,
+		   pg_catalog.format('sweep %s of %s at %s cleared %s data anchored up to %s, less than their floor of %s old (%s)',
+							 l.id, l.relid, l.cutoff, r.purpose,
+							 (l.cutoffs->>r.purpose)::timestamptz, r.floor, r.citation)
+	  FROM retention.sweep_log l
+	  JOIN retention._shipped_rules() r ON r.regime = l.regime AND r.kind = 'must_keep'
+	 WHERE l.cutoffs ? r.purpose
+	   AND l.status IN ('done', 'failed', 'interrupted', 'running')
+	   AND (l.cutoffs->>r.purpose)::timestamptz > ((l.cutoff AT TIME ZONE 'UTC') - r.floor) AT TIME ZONE 'UTC'
+	 ORDER BY l.id, r.purpose
+$$;
+
 -- the database's owner dumps these, as the other configuration tables
 -- (see "The database's owner can pg_dump its database" below)
 DO $$
@@ -912,6 +959,12 @@ ALTER TABLE retention.protected_table
 	ADD COLUMN originated name,
 	ADD COLUMN table_kind text NOT NULL DEFAULT 'communication'
 		CHECK (table_kind IN ('communication', 'subscriber'));
+-- each sweep records the regime it ran under and the cutoff of each rule
+-- it applied, so that what it cleared can be checked against the floors of
+-- the law in force at the time (verify()), whatever the rules say later
+ALTER TABLE retention.sweep_log
+	ADD COLUMN regime text,
+	ADD COLUMN cutoffs jsonb;
 ALTER EVENT TRIGGER retention_exposures_before_alter ENABLE;
 ALTER EVENT TRIGGER retention_exposures_after_alter ENABLE;
 
@@ -2034,6 +2087,12 @@ BEGIN
 		kind := 'not enforced'; note := r.problem;
 		RETURN NEXT;
 	END LOOP;
+	-- sweeps that cleared data before their floor (verify() raises)
+	FOR r IN SELECT * FROM retention._early_erasures() LOOP
+		"table" := r.relid; kind := 'early erasure'; note := r.problem;
+		RETURN NEXT;
+	END LOOP;
+	"table" := NULL;
 	RETURN QUERY SELECT * FROM retention._report_tables();
 	-- protected tables that retention does not fully enforce
 	FOR r IN SELECT p.relid, e.problem FROM retention.protected_table p,
@@ -2117,6 +2176,7 @@ BEGIN
 								   ORDER BY p.relid::text, e.problem);
 	problems := problems || ARRAY(SELECT g FROM retention._guard_problems() g);
 	problems := problems || ARRAY(SELECT g.problem FROM retention._regime_problems() g);
+	problems := problems || ARRAY(SELECT e.problem FROM retention._early_erasures() e);
 	problems := problems || ARRAY(SELECT format('%s: column %I is tagged for %s, which no rule of regime %s covers',
 												p.relid, t.attname, array_to_string(t.purposes, ', '),
 												retention.regime_in_force())
