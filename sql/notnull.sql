@@ -8,6 +8,9 @@
 \set SHOW_CONTEXT never
 SET search_path = public;
 SET client_min_messages = warning;
+-- written for 1.0's rules: regime fr-2004 (sql/regimes.sql tests fr-2025,
+-- where moving ended_at earlier past a floor is refused)
+SELECT count(*) >= 0 AS fr_2004 FROM retention.set_regime('fr-2004');
 
 -- the empty value is valid for every type, and anonymized
 SELECT ''::retention.msisdn AS msisdn, ''::retention.imsi AS imsi, ''::retention.imei AS imei,
@@ -158,3 +161,4 @@ DELETE FROM retention.write_log WHERE relid::text LIKE 'nn%';
 DROP TABLE nncdr, nnguard, nnbad1, nnbad2, nnbad3, nnbad4, nnpart;
 REVOKE CREATE ON SCHEMA public FROM regress_nn_owner;
 DROP ROLE regress_nn_owner;
+SELECT count(*) >= 0 AS fr_2025 FROM retention.set_regime('fr-2025');

@@ -619,6 +619,36 @@ column_kept(const RetentionColumn *c, const RetentionCutoffs *cut,
 }
 
 /*
+ * expiry_must_keep_rule: the first rule that must keep (a floor binds) and
+ * still keeps column c of a complete row at cut, or -1.  Holds and
+ * consents aside: neither makes keeping mandatory.  What no sweep,
+ * trigger, subject request or writer may erase before its time.
+ */
+int
+expiry_must_keep_rule(const RetentionColumn *c, const RetentionCutoffs *cut,
+					  const RetentionRow *row)
+{
+	int			p;
+
+	for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
+		if ((c->purposes & PURPOSE_BIT(p)) && retention_rule(p)->must_keep &&
+			rule_keeps(p, cut, row))
+			return p;
+	return -1;
+}
+
+/* when rule p stops keeping a value of a complete row: its anchor + window */
+TimestampTz
+expiry_kept_until(int p, const RetentionRow *row)
+{
+	const RetentionRule *r = retention_rule(p);
+	TimestampTz anchor = (r->billing_anchor && row->has_anchor) ? row->billing_anchor : row->ended_at;
+	const Interval *span = r->has_floor ? &r->floor : &r->window;
+
+	return retention_instant_shift_or(anchor, span, true, DT_NOEND);
+}
+
+/*
  * expiry_window_open: is purpose p's window still open for a complete row
  * (holds and consents aside)?  What retention.expose()'s views show.
  */

@@ -123,6 +123,9 @@ extern bool expiry_needs_work(const RetentionTable *t, uint64 due, bool fully_du
 							  bool timestamps);
 
 extern bool expiry_anchor_bounded(const RetentionRow *row);
+extern int	expiry_must_keep_rule(const RetentionColumn *c, const RetentionCutoffs *cut,
+								  const RetentionRow *row);
+extern TimestampTz expiry_kept_until(int p, const RetentionRow *row);
 extern bool expiry_window_open(const RetentionCutoffs *cut, const RetentionRow *row, int p);
 
 extern TimestampTz retention_timestamp_to_tz(Timestamp ts);

@@ -133,7 +133,7 @@ load_rules(void)
 {
 	uint64		i;
 
-	run_query("SELECT purpose, \"window\", ceiling, floor, kind, anchor, condition "
+	run_query("SELECT purpose, \"window\", ceiling, floor, kind, anchor, condition, legal_basis "
 			  "FROM retention.policy");
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -162,6 +162,7 @@ load_rules(void)
 			r->has_window = true;
 		}
 		r->must_keep = strcmp(SPI_getvalue(tup, desc, 5), "must_keep") == 0;
+		r->citation = MemoryContextStrdup(PolicyContext, SPI_getvalue(tup, desc, 8));
 		r->billing_anchor = strcmp(anchor, "billing_anchor") == 0;
 		r->contract = strcmp(anchor, "contract_end") == 0;
 		if (strcmp(condition, "consent") == 0)
@@ -227,7 +228,7 @@ load_legacy_rules(void)
 	int			k,
 				p;
 
-	run_query("SELECT purpose, \"window\", ceiling FROM retention.policy");
+	run_query("SELECT purpose, \"window\", ceiling, legal_basis FROM retention.policy");
 	for (i = 0; i < SPI_processed; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -250,6 +251,7 @@ load_legacy_rules(void)
 		}
 		r->billing_anchor = (p == RETENTION_BILLING);
 		r->condition = (p == RETENTION_MARKETING) ? RULE_CONSENT : RULE_NONE;
+		r->citation = MemoryContextStrdup(PolicyContext, SPI_getvalue(tup, desc, 4));
 		r->in_force = r->has_window || r->condition == RULE_CONSENT;
 	}
 	for (k = 0; k < RT_NUM_KINDS; k++)

@@ -45,6 +45,7 @@ typedef struct RetentionRule
 	Interval	ceiling;
 	bool		has_floor;
 	Interval	floor;
+	char	   *citation;		/* the paragraph in force, for messages */
 } RetentionRule;
 
 /*

@@ -67,6 +67,7 @@
 
 PG_FUNCTION_INFO_V1(retention_expire_before);
 PG_FUNCTION_INFO_V1(retention_expire_after);
+PG_FUNCTION_INFO_V1(retention_keep_before);
 PG_FUNCTION_INFO_V1(retention_due_at_write);
 PG_FUNCTION_INFO_V1(retention_tagged_columns);
 
@@ -314,6 +315,183 @@ check_no_postponing(RetentionTable *t, Relation rel, HeapTuple oldtuple,
 }
 
 /*
+ * Floors (CPCE L34-1 II bis, III): what a rule that must keep still keeps
+ * may not be erased early, by anyone.  A tagged value of a completed row
+ * that such a rule keeps, in clear, is "kept": deleting its row, changing
+ * or erasing it, or moving the row's anchors so that it falls due, is
+ * refused.  Everything else (rows in progress, values no such rule keeps,
+ * what is due, anonymized forms) may be changed and deleted as before.
+ */
+static bool
+value_in_clear(const RetentionColumn *c, Datum value, bool isnull)
+{
+	text	   *v;
+
+	if (isnull)
+		return false;
+	v = DatumGetTextPP(value);
+	return VARSIZE_ANY_EXHDR(v) > 0 &&
+		retention_value_form(c->kind, VARDATA_ANY(v), VARSIZE_ANY_EXHDR(v)) == RV_CLEAR;
+}
+
+pg_noreturn static void
+refuse_early_erasure(Relation rel, const RetentionColumn *c, int p, const RetentionRow *row,
+					 const char *what)
+{
+	const RetentionRule *r = retention_rule(p);
+	TimestampTz until = TIMESTAMP_NOT_FINITE(row->ended_at) ? row->ended_at : expiry_kept_until(p, row);
+	char	   *purpose = pstrdup(retention_purpose_names[p]);
+	char	   *u;
+
+	for (u = purpose; *u; u++)
+		if (*u == '_')
+			*u = ' ';
+	ereport(ERROR,
+			(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
+			 errmsg("cannot %s of \"%s\" that the law requires kept", what,
+					RelationGetRelationName(rel)),
+			 TIMESTAMP_NOT_FINITE(row->ended_at) ?
+			 errdetail("Column \"%s\" holds %s data, which %s requires kept for %s after the end of the %s.",
+					   NameStr(c->attname), purpose, r->citation ? r->citation : "the law",
+					   DatumGetCString(DirectFunctionCall1(interval_out,
+														   IntervalPGetDatum(r->has_floor ? &r->floor : &r->window))),
+					   r->contract ? "contract" : "communication") :
+			 errdetail("Column \"%s\" holds %s data, which %s requires kept until %s.",
+					   NameStr(c->attname), purpose, r->citation ? r->citation : "the law",
+					   TIMESTAMP_NOT_FINITE(until) ? "further notice" : timestamptz_to_str(until)),
+			 errhint("It goes when its time comes, with the sweep: erasing it earlier is an offence, as keeping it longer is.")));
+}
+
+/* the first kept value of a row, or -1 (and its rule in *rule) */
+static int
+first_kept(RetentionTable *t, const RetentionCutoffs *cut, const RetentionRow *row,
+		   const Datum *values, const bool *isnull, int *rule)
+{
+	int			i;
+
+	for (i = 0; i < t->ncolumns; i++)
+	{
+		const RetentionColumn *c = &t->columns[i];
+		int			p = expiry_must_keep_rule(c, cut, row);
+
+		if (p >= 0 && value_in_clear(c, values[c->attnum - 1], isnull[c->attnum - 1]))
+		{
+			*rule = p;
+			return i;
+		}
+	}
+	return -1;
+}
+
+/*
+ * An UPDATE of a completed row keeps every kept value as it was, and kept:
+ * the new row's anchors may not bring its deadline before the floor.
+ */
+static void
+check_no_early_erasure(RetentionTable *t, Relation rel, HeapTuple oldtuple,
+					   const Datum *values, const bool *isnull)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Datum	   *oldvalues;
+	bool	   *oldisnull;
+	RetentionRow oldrow,
+				newrow;
+	RetentionCutoffs cut;
+	bool		new_complete;
+	int			i;
+
+	deform(oldtuple, desc, &oldvalues, &oldisnull);
+	if (!expiry_read_row(t, oldvalues, oldisnull, &oldrow))
+		return;					/* in progress: no floor runs yet */
+	retention_cutoffs(decision_time(), &cut);
+	new_complete = expiry_read_row(t, values, isnull, &newrow);
+	for (i = 0; i < t->ncolumns; i++)
+	{
+		const RetentionColumn *c = &t->columns[i];
+		AttrNumber	a = c->attnum;
+		Form_pg_attribute att = TupleDescAttr(desc, a - 1);
+		int			p = expiry_must_keep_rule(c, &cut, &oldrow);
+
+		if (p < 0 || !value_in_clear(c, oldvalues[a - 1], oldisnull[a - 1]))
+			continue;
+		if (isnull[a - 1] ||
+			!datumIsEqual(oldvalues[a - 1], values[a - 1], att->attbyval, att->attlen))
+			refuse_early_erasure(rel, c, p, &oldrow, "erase or change a value of a completed row");
+		if (new_complete && expiry_must_keep_rule(c, &cut, &newrow) < 0)
+			refuse_early_erasure(rel, c, p, &oldrow, "bring forward the deadline of a completed row");
+	}
+}
+
+/*
+ * retention_keep_before: BEFORE DELETE FOR EACH ROW.  Refuses to delete a
+ * completed row that holds a kept value (see check_no_early_erasure);
+ * every other row goes as before, the sweep's fully due ones first.
+ */
+Datum
+retention_keep_before(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	RetentionTable *t;
+	Datum	   *values;
+	bool	   *isnull;
+	RetentionRow row;
+	RetentionCutoffs cut;
+	int			i,
+				p;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" must be fired by a trigger", "retention._keep_before")));
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function \"%s\" must be fired before DELETE for each row",
+						"retention._keep_before")));
+	rel = trigdata->tg_relation;
+	t = retention_table(RelationGetRelid(rel));
+	if (!OidIsValid(t->protected_relid) || t->ncolumns == 0)
+		return PointerGetDatum(trigdata->tg_trigtuple);
+	deform(trigdata->tg_trigtuple, RelationGetDescr(rel), &values, &isnull);
+	if (!expiry_read_row(t, values, isnull, &row))
+	{
+		/*
+		 * In progress (a call not ended, a contract running): a floor runs
+		 * from its end, so what a rule must keep is kept until then too.
+		 */
+		TimestampTz now = GetCurrentStatementStartTimestamp();
+
+		for (i = 0; i < t->ncolumns; i++)
+		{
+			const RetentionColumn *c = &t->columns[i];
+
+			for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
+			{
+				const RetentionRule *r;
+
+				if ((c->purposes & PURPOSE_BIT(p)) == 0)
+					continue;
+				r = retention_rule(p);
+				if (!r->must_keep ||
+					(r->condition == RULE_DECREE && !retention_basis_covers(p, now)) ||
+					!value_in_clear(c, values[c->attnum - 1], isnull[c->attnum - 1]))
+					continue;
+				row.ended_at = DT_NOEND;
+				refuse_early_erasure(rel, c, p, &row, "delete a row");
+			}
+		}
+		return PointerGetDatum(trigdata->tg_trigtuple);
+	}
+	retention_cutoffs(decision_time(), &cut);
+	i = first_kept(t, &cut, &row, values, isnull, &p);
+	if (i >= 0)
+		refuse_early_erasure(rel, &t->columns[i], p, &row, "delete a row");
+	return PointerGetDatum(trigdata->tg_trigtuple);
+}
+
+/*
  * The expiry triggers are ENABLE ALWAYS, so that they fire for logical
  * replication's apply workers, which write in replica mode: a subscriber
  * enforces retention as rows arrive.  A session of its own in replica mode
@@ -369,7 +547,10 @@ retention_expire_before(PG_FUNCTION_ARGS)
 		NULL : newtuple;
 	deform(newtuple, desc, &values, &isnull);
 	if (!inserting)
+	{
 		anchor_first = check_no_postponing(t, rel, trigdata->tg_trigtuple, values, isnull);
+		check_no_early_erasure(t, rel, trigdata->tg_trigtuple, values, isnull);
+	}
 	else if (t->ended_at != InvalidAttrNumber && !isnull[t->ended_at - 1] &&
 			 ended_in_future(instant_of(t->ended_at_type, values[t->ended_at - 1])))
 		refuse_future_end(rel);
