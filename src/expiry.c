@@ -466,6 +466,8 @@ build_table(RetentionTable *t)
 		{
 			if ((c->purposes & PURPOSE_BIT(p)) == 0)
 				continue;
+			if (retention_rule(p)->must_keep)
+				t->has_must_keep = true;
 			if (retention_rule(p)->condition == RULE_CONSENT)
 				t->has_marketing = true;
 			else if (retention_rule(p)->condition == RULE_LOCATION_CONSENT)

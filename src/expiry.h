@@ -70,6 +70,7 @@ typedef struct RetentionTable
 	bool		keep_anonymized;	/* on_expiry = 'anonymize' */
 	bool		has_marketing;	/* some column is kept for marketing */
 	bool		has_location;	/* some column is kept under location consent */
+	bool		has_must_keep;	/* some column has a rule that must keep */
 	bool		contract;		/* subscriber table: ended_at is a contract's end */
 	AttrNumber	originated;		/* boolean: the operator's subscriber
 								 * originated the communication; or

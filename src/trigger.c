@@ -400,6 +400,8 @@ check_no_early_erasure(RetentionTable *t, Relation rel, HeapTuple oldtuple,
 	bool		new_complete;
 	int			i;
 
+	if (!t->has_must_keep)
+		return;
 	deform(oldtuple, desc, &oldvalues, &oldisnull);
 	if (!expiry_read_row(t, oldvalues, oldisnull, &oldrow))
 		return;					/* in progress: no floor runs yet */
@@ -452,7 +454,7 @@ retention_keep_before(PG_FUNCTION_ARGS)
 						"retention._keep_before")));
 	rel = trigdata->tg_relation;
 	t = retention_table(RelationGetRelid(rel));
-	if (!OidIsValid(t->protected_relid) || t->ncolumns == 0)
+	if (!OidIsValid(t->protected_relid) || !t->has_must_keep)
 		return PointerGetDatum(trigdata->tg_trigtuple);
 	deform(trigdata->tg_trigtuple, RelationGetDescr(rel), &values, &isnull);
 	if (!expiry_read_row(t, values, isnull, &row))
