@@ -98,7 +98,7 @@ typedef struct RetentionRow
 	RetentionHold hold;
 } RetentionRow;
 
-/* the relation's description; never NULL */
+/* table.c: the relation's description; never NULL */
 extern RetentionTable *retention_table(Oid relid);
 
 extern uint64 retention_cache_generation;
@@ -131,6 +131,7 @@ extern bool expiry_window_open(const RetentionCutoffs *cut, const RetentionRow *
 
 extern TimestampTz retention_timestamp_to_tz(Timestamp ts);
 extern pg_tz *retention_zone(void);
+extern void retention_zone_invalidate(void);
 extern const char *retention_zone_name(void);
 extern TimestampTz retention_instant_minus(TimestampTz t, const Interval *span);
 extern TimestampTz retention_instant_plus(TimestampTz t, const Interval *span);
