@@ -40,6 +40,18 @@ typedef struct RetentionColumn
 	bool		notnull;		/* erased to the empty value, not NULL */
 } RetentionColumn;
 
+/*
+ * The one definition, for C's queries, of a hold and a marketing consent
+ * in force at a moment (a SQL expression; alias is the table's, moment an
+ * expression).  The PL/pgSQL side reads them through retention._hold_active()
+ * and retention._consent_active(), which say the same: keep them equal.
+ * (C cannot call those: a database still at 1.0 runs this library.)
+ */
+#define HOLD_ACTIVE_SQL(alias, moment) \
+	alias ".released_at IS NULL AND (" alias ".until IS NULL OR " alias ".until > " moment ")"
+#define CONSENT_ACTIVE_SQL(alias, moment) \
+	alias ".withdrawn_at IS NULL AND least(" alias ".valid_until, " alias ".contract_end) > " moment
+
 /* what holds keep of a row (retention.hold reasons) */
 typedef enum RetentionHold
 {

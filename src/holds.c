@@ -144,9 +144,9 @@ load_holds(const RetentionTable *t)
 	/* a kept plan: a command that rewrites rows reads the holds again */
 	owner_spi_begin(&o);
 	run_kept_plan(&holds_plan,
-				  "SELECT subscriber, from_ts, to_ts, reason = 'billing_dispute' "
-				  "FROM retention.hold WHERE relid::oid = $1 "
-				  "AND released_at IS NULL AND (until IS NULL OR until > $2)",
+				  "SELECT h.subscriber, h.from_ts, h.to_ts, h.reason = 'billing_dispute' "
+				  "FROM retention.hold h WHERE h.relid::oid = $1 "
+				  "AND " HOLD_ACTIVE_SQL("h", "$2"),
 				  2, (Oid[]) {OIDOID, TIMESTAMPTZOID},
 				  (Datum[]) {ObjectIdGetDatum(t->protected_relid),
 					  TimestampTzGetDatum(GetCurrentTransactionStartTimestamp())},
@@ -233,10 +233,7 @@ expiry_location_consent(Datum subscriber, TimestampTz moment)
 
 	owner_spi_begin(&o);
 	run_kept_plan(&location_plan,
-				  "SELECT 1 FROM retention.location_consent l "
-				  "WHERE l.subscriber = $1 AND l.withdrawn_at IS NULL AND l.suspended_at IS NULL "
-				  "AND CASE l.kind WHEN 'location' THEN l.valid_until > $2 "
-				  "ELSE l.closed_at IS NULL END",
+				  "SELECT 1 WHERE retention._location_consent_active($1, $2)",
 				  2, (Oid[]) {TEXTOID, TIMESTAMPTZOID},
 				  (Datum[]) {subscriber, TimestampTzGetDatum(moment)},
 				  1);
@@ -273,9 +270,8 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
 
 	owner_spi_begin(&o);
 	run_kept_plan(&consent_plan,
-				  "SELECT 1 FROM retention.consent "
-				  "WHERE subscriber = $1 AND withdrawn_at IS NULL "
-				  "AND least(valid_until, contract_end) > $2",
+				  "SELECT 1 FROM retention.consent c "
+				  "WHERE c.subscriber = $1 AND " CONSENT_ACTIVE_SQL("c", "$2"),
 				  2, (Oid[]) {TEXTOID, TIMESTAMPTZOID},
 				  (Datum[]) {subscriber, TimestampTzGetDatum(moment)},
 				  1);
@@ -301,7 +297,7 @@ retention_table_has_holds(Oid root, TimestampTz moment, bool fresh)
 	/* as the extension's owner: a sweep batch runs as the table's */
 	owner_spi_begin(&o);
 	ret = SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = $1 "
-								"AND h.released_at IS NULL AND (h.until IS NULL OR h.until > $2))",
+								"AND " HOLD_ACTIVE_SQL("h", "$2") ")",
 								2, (Oid[]) {OIDOID, TIMESTAMPTZOID},
 								(Datum[]) {ObjectIdGetDatum(root), TimestampTzGetDatum(moment)},
 								NULL, !fresh, 1);

@@ -717,8 +717,22 @@ SELECT pg_catalog.pg_extension_config_dump('retention.location_consent_id_seq', 
 COMMENT ON TABLE retention.location_consent IS
 	'Location consents (CPCE L34-1 V): granted, suspended, withdrawn; emergency calls until the rescue is closed';
 
+-- a hold, and a marketing consent, in force at moment: the one definition
+-- of each for PL/pgSQL (C's queries use HOLD_ACTIVE_SQL and
+-- CONSENT_ACTIVE_SQL of expiry.h, which say the same).  Plain SQL, no
+-- settings: inlined where they are used.
+CREATE FUNCTION retention._hold_active(released_at timestamptz, until timestamptz, moment timestamptz)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT released_at IS NULL AND (until IS NULL OR until OPERATOR(pg_catalog.>) moment) $$;
+CREATE FUNCTION retention._consent_active(withdrawn_at timestamptz, valid_until timestamptz,
+										  contract_end timestamptz, moment timestamptz)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT withdrawn_at IS NULL AND LEAST(valid_until, contract_end) OPERATOR(pg_catalog.>) moment $$;
+
 -- is a location consent of subscriber in effect at moment?  (the one
--- definition: policy.c runs the same condition)
+-- definition: holds.c calls it)
 CREATE FUNCTION retention._location_consent_active(subscriber text, moment timestamptz)
 RETURNS boolean
 LANGUAGE sql STABLE
@@ -2289,7 +2303,7 @@ BEGIN
 	END IF;
 	IF purpose = 'marketing' THEN
 		RETURN EXISTS (SELECT 1 FROM retention.consent c WHERE c.subscriber = sub
-						 AND c.withdrawn_at IS NULL AND least(c.valid_until, c.contract_end) > now());
+						 AND retention._consent_active(c.withdrawn_at, c.valid_until, c.contract_end, now()));
 	END IF;
 	IF purpose = 'location' THEN
 		RETURN retention._location_consent_active(sub, now());
@@ -2297,8 +2311,8 @@ BEGIN
 	-- what a hold keeps is shown to the purposes it is kept for: a billing
 	-- dispute to billing, an order to those of investigations
 	RETURN EXISTS (SELECT 1 FROM retention.hold h
-					WHERE h.relid = root AND h.subscriber = sub AND h.released_at IS NULL
-					  AND (h.until IS NULL OR h.until > now()) AND ended BETWEEN h.from_ts AND h.to_ts
+					WHERE h.relid = root AND h.subscriber = sub
+					  AND retention._hold_active(h.released_at, h.until, now()) AND ended BETWEEN h.from_ts AND h.to_ts
 					  AND CASE WHEN purpose = 'billing' THEN h.reason = 'billing_dispute'
 							   WHEN purpose IN ('law_enforcement', 'connection', 'national_security')
 							   THEN h.reason IN ('judicial_request', 'quick_freeze')

@@ -355,7 +355,7 @@ row_args(Oid relid, Oid root, bool has_holds, const char *moment, char **ended_a
 		appendStringInfoString(&s, "NULL::boolean, ");	/* C looks both up */
 	else if (t->has_marketing && sub)
 		appendStringInfo(&s, "EXISTS (SELECT 1 FROM retention.consent c WHERE c.subscriber = x.%s::text "
-						 "AND c.withdrawn_at IS NULL AND least(c.valid_until, c.contract_end) > %s), ",
+						 "AND " CONSENT_ACTIVE_SQL("c", "%s") "), ",
 						 sub, moment);
 	else
 		appendStringInfoString(&s, "false, ");
@@ -371,7 +371,7 @@ row_args(Oid relid, Oid root, bool has_holds, const char *moment, char **ended_a
 
 		appendStringInfo(&s, "(SELECT max(CASE WHEN h.reason = 'billing_dispute' THEN 1 ELSE 2 END) "
 						 "FROM retention.hold h WHERE h.relid = %u::oid::regclass AND h.subscriber = x.%s::text "
-						 "AND h.released_at IS NULL AND (h.until IS NULL OR h.until > %s) "
+						 "AND " HOLD_ACTIVE_SQL("h", "%s") " "
 						 "AND %s BETWEEN h.from_ts AND h.to_ts)",
 						 root, sub, moment, instant);
 	}
