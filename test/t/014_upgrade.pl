@@ -229,6 +229,29 @@ is($node->safe_psql('old', 'SELECT valid FROM retention.verify_audit_log()'), 't
 is($node->safe_psql('new', 'SELECT retention.regime_in_force()'), 'fr-2025',
 	'a fresh install enforces regime fr-2025');
 
+# 1.0's rules stay until an admin switches: a cell kept for
+# law_enforcement is kept a year under fr-2004; the switch's dry run says
+# what fr-2025 changes (a cell reads as national_security, kept only
+# under a decree), the switch erases nothing, the next sweep does
+$node->safe_psql('old', q{
+	CREATE TABLE le_cells (cell retention.cell(law_enforcement), ended_at timestamptz);
+	SELECT retention.protect('le_cells', 'ended_at');
+	INSERT INTO le_cells VALUES ('208-01-1-1', now() - interval '6 months');
+});
+is($node->safe_psql('old', 'SELECT count(cell) FROM le_cells'), '1',
+	'under fr-2004 a law_enforcement cell is kept');
+is($node->safe_psql('old', q{SELECT concat_ws(' ', rules_before, rules_after, overdue_before, overdue_after)
+	FROM retention.set_regime('fr-2025', dry_run => true) WHERE "table" = 'le_cells'::regclass}),
+	'{law_enforcement} {national_security} 0 1', 'the dry run of the switch says what changes');
+is($node->safe_psql('old', 'SELECT retention.regime_in_force()'), 'fr-2004', 'a dry run switches nothing');
+$node->safe_psql('old', q{SELECT count(*) FROM retention.set_regime('fr-2025')});
+is($node->safe_psql('old', 'SELECT count(cell) FROM le_cells'), '1', 'the switch itself erases nothing');
+$node->safe_psql('old', q{CALL retention.sweep('le_cells')});
+is($node->safe_psql('old', 'SELECT count(cell) FROM le_cells'), '0',
+	'the next sweep applies fr-2025: no decree, no national-security cell');
+is($node->safe_psql('old', 'SELECT valid FROM retention.verify_audit_log()'), 't',
+	'the audit chain verifies after the switch');
+
 # 1.0 accepted an until of infinity (a hold placed with no end) and of
 # -infinity (by a direct INSERT): after the upgrade they say the same with a
 # finite end or none, audited, and restore under the new trigger
