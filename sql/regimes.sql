@@ -84,6 +84,22 @@ SELECT retention.protect('cdr25_bad', 'ended_at', table_kind => 'invoice');
 \echo :LAST_ERROR_SQLSTATE
 SELECT retention.protect('cdr25_bad', 'ended_at', originated => 'outgoing', table_kind => 'subscriber');
 \echo :LAST_ERROR_SQLSTATE
+-- billing keeps only what the operator's subscriber originated: an
+-- incoming or unknown call's billing data go as it is written (INSERT and
+-- COPY alike), an outgoing one's stay
+CREATE TABLE cdr25_bill (callee retention.msisdn(billing), outgoing boolean, ended_at timestamptz);
+SELECT retention.protect('cdr25_bill', 'ended_at', originated => 'outgoing');
+INSERT INTO cdr25_bill VALUES ('33611110001', true, now() - interval '1 hour'),
+							  ('33611110002', false, now() - interval '1 hour'),
+							  ('33611110003', NULL, now() - interval '1 hour');
+COPY cdr25_bill FROM stdin;
+33611110004	t	2026-11-30 10:00:00+00
+33611110005	f	2026-11-30 10:00:00+00
+\.
+SELECT callee, outgoing FROM cdr25_bill ORDER BY callee;
+SELECT retention.unprotect('cdr25_bill');
+DROP TABLE cdr25_bill;
+
 -- a purpose no rule covers for the type keeps nothing, and says so
 CREATE TABLE cdr25_cells (cell retention.cell(connection), ended_at timestamptz);
 SELECT retention.protect('cdr25_cells', 'ended_at');

@@ -1637,6 +1637,11 @@ BEGIN
 					  THEN format('retention._due_at_write(NEW.tableoid, NEW.%I)', p.ended_at)
 					  ELSE format('retention._due_at_write(NEW.tableoid, NEW.%I, NEW.%I)',
 								  p.ended_at, p.billing_anchor) END;
+	-- a row the operator's subscriber did not originate keeps nothing for
+	-- billing (issue 15): the AFTER trigger looks at it too
+	IF p.originated IS NOT NULL THEN
+		prefilter := format('(%s OR NEW.%I IS NOT TRUE)', prefilter, p.originated);
+	END IF;
 	after_on := CASE WHEN p.on_expiry = 'anonymize'
 					 THEN CASE WHEN in_place THEN NULL ELSE 'INSERT' END
 					 ELSE CASE WHEN in_place THEN 'UPDATE' ELSE 'INSERT OR UPDATE' END END;

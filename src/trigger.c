@@ -867,6 +867,8 @@ retention_due_at_write(PG_FUNCTION_ARGS)
 	memset(&row, 0, sizeof(row));
 	row.ended_at = (cache->types[1] == TIMESTAMPOID) ?
 		retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(1)) : PG_GETARG_TIMESTAMPTZ(1);
+	/* the trigger's WHEN tests the direction itself (_create_triggers()) */
+	row.originated = true;
 
 	now = decision_time();
 	relid = PG_GETARG_OID(0);
