@@ -211,8 +211,28 @@ expiry_due_columns(const RetentionTable *t, const RetentionCutoffs *cut,
  * marketing only) the bound is still true of every row with something due
  * that ended by cut->now, which is all a prefilter needs.
  */
+static TimestampTz due_bound(const RetentionTable *t, const RetentionCutoffs *cut, bool *exact,
+							 bool originated);
+
 TimestampTz
 expiry_due_bound(const RetentionTable *t, const RetentionCutoffs *cut, bool *exact)
+{
+	return due_bound(t, cut, exact, t->originated == InvalidAttrNumber);
+}
+
+/*
+ * expiry_write_bound: the same, for a row the operator's subscriber
+ * originated (the expiry trigger's WHEN clause lets the others through
+ * whatever their end).
+ */
+TimestampTz
+expiry_write_bound(const RetentionTable *t, const RetentionCutoffs *cut, bool *exact)
+{
+	return due_bound(t, cut, exact, true);
+}
+
+static TimestampTz
+due_bound(const RetentionTable *t, const RetentionCutoffs *cut, bool *exact, bool originated)
 {
 	TimestampTz bound = DT_NOBEGIN;
 	int			i,
@@ -234,7 +254,8 @@ expiry_due_bound(const RetentionTable *t, const RetentionCutoffs *cut, bool *exa
 			r = retention_rule(p);
 			if (r->condition == RULE_CONSENT || r->condition == RULE_LOCATION_CONSENT)
 				continue;
-			if (r->condition != RULE_NONE)
+			if (r->condition != RULE_NONE &&
+				!(r->condition == RULE_ORIGINATED && originated))
 			{
 				/* a decree or the direction may keep nothing: due when it ends */
 				conditional = true;

@@ -116,6 +116,8 @@ extern RetentionTable *retention_table(Oid relid);
 extern uint64 retention_cache_generation;
 extern TimestampTz expiry_due_bound(const RetentionTable *t, const RetentionCutoffs *cut,
 									bool *exact);
+extern TimestampTz expiry_write_bound(const RetentionTable *t, const RetentionCutoffs *cut,
+									  bool *exact);
 extern uint64 expiry_due_columns(const RetentionTable *t, const RetentionCutoffs *cut,
 								 const RetentionRow *row, bool *fully_due);
 

@@ -882,7 +882,7 @@ retention_due_at_write(PG_FUNCTION_ARGS)
 		if (cache->protected)
 		{
 			retention_cutoffs(now, &cut);
-			cache->bound = expiry_due_bound(t, &cut, &cache->exact);
+			cache->bound = expiry_write_bound(t, &cut, &cache->exact);
 		}
 		cache->now = now;
 		cache->relid = relid;
@@ -893,7 +893,11 @@ retention_due_at_write(PG_FUNCTION_ARGS)
 	/* an end to come: the AFTER trigger refuses it */
 	if (row.ended_at > now + FUTURE_TOLERANCE)
 		PG_RETURN_BOOL(true);
-	if (cache->exact)
+	/*
+	 * Exact or not, a bound before now is that of every column's rule that
+	 * keeps unconditionally: a row ended later has nothing due.
+	 */
+	if (cache->exact || (cache->bound < now && row.ended_at > cache->bound))
 		PG_RETURN_BOOL(row.ended_at <= cache->bound);
 
 	t = retention_table(relid);
