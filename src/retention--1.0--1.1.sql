@@ -3205,21 +3205,29 @@ $h$,
 
 	-- 1. the regime and the policy
 	h := h || '<h2>1. Law and policy in force</h2>';
-	IF pg_catalog.to_regclass('retention.regime') IS NOT NULL THEN
-		EXECUTE 'SELECT pg_catalog.string_agg(pg_catalog.format(''<tr><th>%s</th><td><code>%s</code></td></tr>'','
-				|| ' retention._html(e.key), retention._html(e.value)), '''' ORDER BY e.key)'
-				|| ' FROM retention.regime g, LATERAL pg_catalog.jsonb_each_text(pg_catalog.to_jsonb(g)) e'
-		   INTO rows;
-		h := h || '<p>Regimes (<code>retention.regime</code>):</p><table>' || coalesce(rows, '') || '</table>';
-	ELSE
-		h := h || '<p>French Code des postes et des communications électroniques (CPCE), article L34-1 and R10-13 to R10-14: traffic data are erased or made anonymous, except for the purposes and periods below.</p>';
-	END IF;
-	SELECT pg_catalog.string_agg(pg_catalog.format('<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>',
-			retention._html(p.purpose), coalesce(retention._html(p."window"), 'each consent''s own'),
-			coalesce(retention._html(p.ceiling), 'the contract''s end'), retention._html(p.legal_basis)), '' ORDER BY p.purpose)
+	SELECT pg_catalog.format('<p>Legal regime in force: <b>%s</b>, %s%s (<code>retention.regime</code>, switched with <code>retention.set_regime()</code>). French Code des postes et des communications électroniques (CPCE), article L34-1 and R10-13 to R10-14: traffic data are erased or made anonymous, except what the rules below keep; what a rule <i>must keep</i> may not be erased before its floor.</p>',
+							 retention._html(g.code), retention._html(g.title),
+							 CASE WHEN g.superseded_by IS NOT NULL
+								  THEN pg_catalog.format(', <span class="bad">superseded by %s</span>', retention._html(g.superseded_by))
+								  ELSE '' END)
+	  INTO rows FROM retention.regime g WHERE g.code = retention.regime_in_force();
+	h := h || coalesce(rows, '');
+	SELECT pg_catalog.string_agg(pg_catalog.format('<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>',
+			retention._html(p.purpose), retention._html(replace(p.kind, '_', ' ')), coalesce(retention._html(p.floor), ''),
+			coalesce(retention._html(p."window"), 'each consent''s own'),
+			coalesce(retention._html(p.ceiling), 'the consent''s end'),
+			retention._html(replace(p.condition, '_', ' ')), retention._html(p.legal_basis)), '' ORDER BY p.purpose)
 	  INTO rows FROM retention.policy p;
-	h := h || '<table><tr><th>purpose</th><th>window</th><th>legal ceiling</th><th>legal basis</th></tr>'
+	h := h || '<table><tr><th>purpose</th><th>kind</th><th>legal floor</th><th>window</th><th>legal ceiling</th><th>condition</th><th>legal basis</th></tr>'
 		   || coalesce(rows, '') || '</table>';
+	SELECT pg_catalog.string_agg(pg_catalog.format('<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>',
+			retention._html(b.basis), retention._html(b.reference),
+			pg_catalog.to_char(b.valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'),
+			pg_catalog.to_char(b.valid_to AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI')), '' ORDER BY b.valid_from, b.id)
+	  INTO rows FROM retention.legal_basis b;
+	h := h || '<p>Dated legal bases declared (<code>retention.legal_basis</code>, UTC):</p>'
+		   || CASE WHEN rows IS NULL THEN '<p>none: nothing is kept for national security.</p>'
+				   ELSE '<table><tr><th>basis</th><th>reference</th><th>from</th><th>to</th></tr>' || rows || '</table>' END;
 	SELECT pg_catalog.string_agg(pg_catalog.format('<li>%s set to %s on %s</li>', retention._html(l.object),
 			retention._html(l.details->>'new'), pg_catalog.to_char(l.at, 'YYYY-MM-DD')), '' ORDER BY l.id)
 	  INTO rows FROM retention.audit_log l WHERE l.action = 'set_window';

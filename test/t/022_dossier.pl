@@ -122,7 +122,8 @@ sub check_figures
 	like($text, qr/Retention compliance dossier/, "$what: the title");
 	like($text, qr/generated \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC by auditor/, "$what: dated, and by whom");
 	like($text, qr/CPCE L34-1 IV \S{1,8}1, R10-14 I to III and L34-2/, "$what: the legal bases");
-	like($text, qr/network_security 1 mon/, "$what: the window in force");
+	like($text, qr/network_security may keep\s+1 mon/, "$what: the window in force");
+	like($text, qr/connection must keep 1 year 1 year/, "$what: a floor");
 	for my $c (sort keys %fig)
 	{
 		my ($clear, $over, $held) = @{ $fig{$c} };
