@@ -2519,7 +2519,8 @@ BEGIN
 	INSERT INTO retention.sweep_mark AS m (relid, root, requested_at, reason)
 	SELECT p.relid, pt.relid, pg_catalog.clock_timestamp(), request_full_sweep.reason
 	  FROM retention.protected_table pt
-	 CROSS JOIN LATERAL pg_catalog.pg_partition_tree(pt.relid) p
+	 CROSS JOIN LATERAL (SELECT t.relid FROM pg_catalog.pg_partition_tree(pt.relid) t
+						 UNION SELECT pt.relid) p
 	  JOIN pg_catalog.pg_class c ON c.oid = p.relid AND c.relkind = 'r'
 	 WHERE request_full_sweep.tbl IS NULL OR pt.relid = request_full_sweep.tbl
 	ON CONFLICT (relid) DO UPDATE SET requested_at = excluded.requested_at, reason = excluded.reason;
@@ -2622,7 +2623,8 @@ AS $$
 	leaf AS (
 		SELECT c.oid, c.relname, a.attnum,
 			   pg_catalog.pg_relation_size(c.oid) > 1024 * 1024 AS big
-		  FROM pt CROSS JOIN LATERAL pg_catalog.pg_partition_tree(pt.relid) p
+		  FROM pt CROSS JOIN LATERAL (SELECT t.relid FROM pg_catalog.pg_partition_tree(pt.relid) t
+									  UNION SELECT pt.relid) p
 		  JOIN pg_catalog.pg_class c ON c.oid = p.relid AND c.relkind = 'r'
 		  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = pt.ended_at
 	),

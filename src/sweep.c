@@ -81,6 +81,7 @@
 #include "access/stratnum.h"
 
 #include "expiry.h"
+#include "sweep.h"
 
 PG_FUNCTION_INFO_V1(retention_sweep);
 PG_FUNCTION_INFO_V1(retention_sweep_row);
@@ -173,6 +174,8 @@ typedef struct LeafPlan
 	int			nranges;
 	bool		keyset;			/* a btree on ended_at drives the batches */
 	bool		brin;			/* a BRIN on ended_at says which blocks */
+	TimestampTz all_due;		/* a row that ended by then is due whole: ROW_DELETE
+								 * unless held, consented or anchored */
 	char	   *signature;		/* of the rules the ranges were computed by */
 	SweepMark  *mark;			/* or NULL */
 	double		estimate;		/* rows the sweep will examine */
@@ -202,6 +205,9 @@ typedef struct SweepLeaf
 	bool		lo_incl;
 	Datum		range_hi;		/* the end of the range being walked */
 	int64		examined;		/* rows of the batch's range (keyset batches) */
+	bool		by_bound;		/* the bound proves the batch's due rows fully due */
+	bool		has_marketing;
+	bool		has_anchor;
 	bool		skip_locked;
 	bool		recheck;		/* other BEFORE triggers may undo a batch */
 	SweepCounts *counts;
@@ -280,12 +286,27 @@ sweep_delay_point(void)
 	pace_reset();
 }
 
+/*
+ * Commit what the run did so far.  Only a table's last commit (its final
+ * log row and audit entry) waits for its WAL to reach disk: after a crash a
+ * lost batch, mark or progress row is only done again, and the next commit
+ * that waits flushes the earlier ones' WAL too.
+ */
 static void
-sweep_commit(SweepRun *run)
+sweep_commit_ext(SweepRun *run, bool durable)
 {
 	if (!run->nonatomic)
 		return;
+	if (!durable)
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	SPI_commit();
+}
+
+static inline void
+sweep_commit(SweepRun *run)
+{
+	sweep_commit_ext(run, false);
 }
 
 /* run an SPI statement, returning SPI_processed; raises on failure */
@@ -327,8 +348,8 @@ first_value(bool *isnull)
 static void
 set_lock_timeout(void)
 {
-	run_sql(psprintf("SELECT pg_catalog.set_config('lock_timeout', '%dms', true)",
-					 retention_lock_timeout), 0, NULL, NULL, SPI_OK_SELECT);
+	(void) set_config_option("lock_timeout", psprintf("%dms", retention_lock_timeout),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 }
 
 /* rows per heap block of rel, from its statistics (a guess if never analyzed) */
@@ -480,6 +501,9 @@ batch_range(SweepLeaf *l)
 static char *
 batch_where(SweepLeaf *l, int state)
 {
+	/* every row of the batch is fully due, as the fast path's partitions are */
+	if (l->by_bound && state == ROW_DELETE)
+		return psprintf("%s AND x.%s <= $1", batch_range(l), l->ended_at);
 	return psprintf("%s AND x.%s <= $1 AND %s = %d",
 					batch_range(l), l->ended_at, l->status_expr, state);
 }
@@ -567,6 +591,17 @@ batch_step(void *arg)
 	set_lock_timeout();
 	if (l->plan->keyset)
 		keyset_bound(l);
+
+	/*
+	 * Where nothing can keep a row of the batch (no hold, no consent, no
+	 * billing anchor, nothing kept anonymized) and its range ends before
+	 * every column's deadline, every row in it is fully due: the DELETE
+	 * needs no row test and there is nothing to anonymize.  Not when paced:
+	 * the row test is where the pacing waits.
+	 */
+	l->by_bound = !l->keep_anonymized && !l->has_holds && !l->has_marketing &&
+		!l->has_anchor && retention_max_wal_rate <= 0 &&
+		DatumGetTimestampTz(l->hi) <= l->plan->all_due;
 	values[0] = l->maxcut;
 	values[1] = TimestampTzGetDatum(l->run->cutoff);
 	values[2] = l->lo;
@@ -575,8 +610,8 @@ batch_step(void *arg)
 	 * A batch's commit need not wait for its WAL to reach disk: after a
 	 * crash, a lost batch is only swept again (its log row goes with it).
 	 */
-	run_sql("SELECT pg_catalog.set_config('synchronous_commit', 'off', true)",
-			0, NULL, NULL, SPI_OK_SELECT);
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	/*
 	 * The rules run in the expiry triggers: a session in replica mode too.
 	 * Set from C: the batch runs as the table's owner, who may not.
@@ -595,6 +630,8 @@ batch_step(void *arg)
 			returning ? SPI_OK_UPDATE_RETURNING : SPI_OK_UPDATE;
 
 		if (state == ROW_DELETE && l->keep_anonymized)
+			continue;
+		if (state == ROW_ANONYMIZE && l->by_bound)
 			continue;
 		pace_active = retention_max_wal_rate > 0;
 		if (!l->skip_locked)
@@ -959,6 +996,18 @@ plan_leaf(SweepRun *run, Oid leaf, SweepMark *mark, LeafPlan *lp)
 	retention_cutoffs(run->cutoff, &cut);
 	maxcut = retention_table_maxcut(t, &cut);
 	lp->signature = rules_signature(t);
+	/* fully due: ended_at at or before every column's deadline */
+	lp->all_due = DT_NOEND;
+	for (i = 0; i < t->ncolumns; i++)
+	{
+		TimestampTz b;
+
+		if (!column_due_bound(t, i, &cut, &b))
+			b = DT_NOBEGIN;
+		lp->all_due = Min(lp->all_due, b);
+	}
+	if (t->ended_at_type == TIMESTAMPOID && !TIMESTAMP_NOT_FINITE(lp->all_due))
+		lp->all_due -= (TimestampTz) 15 * USECS_PER_HOUR;	/* any zone */
 	/* a column without time zone: its values are instants in any zone */
 	if (t->ended_at_type == TIMESTAMPOID)
 		widen = (TimestampTz) 15 * USECS_PER_HOUR;
@@ -1086,7 +1135,8 @@ read_marks(Oid relid)
 
 	/* marks of relations no longer among its leaves go */
 	run_sql("DELETE FROM retention.sweep_mark m WHERE m.root = $1::pg_catalog.regclass "
-			"AND m.relid::oid NOT IN (SELECT p.relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) p)",
+			"AND m.relid::oid NOT IN (SELECT p.relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) p "
+			"UNION ALL SELECT $1)",
 			1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)}, SPI_OK_DELETE);
 	run_sql("SELECT m.relid::oid, m.swept_cutoff, m.signature, m.requested_at, m.full_pass_after "
 			"FROM retention.sweep_mark m WHERE m.root = $1::pg_catalog.regclass",
@@ -1410,6 +1460,8 @@ sweep_leaf(SweepRun *run, Oid root, LeafPlan *lp, bool has_holds, int64 log_id,
 		return NULL;
 	marked = run->marks && l.t->anchor == InvalidAttrNumber;
 	has_marketing = l.t->has_marketing;
+	l.has_marketing = has_marketing;
+	l.has_anchor = l.t->anchor != InvalidAttrNumber;
 	retention_cutoffs(run->cutoff, &cut);
 	l.maxcut = TimestampTzGetDatum(retention_table_maxcut(l.t, &cut));
 	l.maxcut_type = l.t->ended_at_type;
@@ -1777,7 +1829,7 @@ sweep_table(SweepRun *run, Oid relid)
 		if (!run->dry_run)
 		{
 			run_as_owner(run, skipped_step, &ts);
-			sweep_commit(run);
+			sweep_commit_ext(run, true);
 		}
 		return;
 	}
@@ -1838,7 +1890,7 @@ sweep_table(SweepRun *run, Oid relid)
 								secs < 1 ? "less than a second" :
 								psprintf("%ld.%01d s", secs, usecs / 100000))));
 		}
-		sweep_commit(run);
+		sweep_commit_ext(run, true);
 	}
 	PG_FINALLY();
 	{
@@ -1846,6 +1898,61 @@ sweep_table(SweepRun *run, Oid relid)
 		unlock_table(run, relid);
 	}
 	PG_END_TRY();
+}
+
+/* -------------------------------------------------------------------------
+ * Rows stored as written
+ * -------------------------------------------------------------------------
+ */
+
+typedef struct AsWritten
+{
+	Oid			relid;
+	Oid			root;
+} AsWritten;
+
+static void
+as_written_step(void *arg)
+{
+	AsWritten  *aw = (AsWritten *) arg;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	run_sql("INSERT INTO retention.sweep_mark AS m (relid, root, requested_at, reason) "
+			"VALUES ($1::pg_catalog.regclass, $2::pg_catalog.regclass, pg_catalog.clock_timestamp(), "
+			"'rows stored as written (session_replication_role replica)') "
+			"ON CONFLICT (relid) DO UPDATE SET requested_at = excluded.requested_at, reason = excluded.reason",
+			2, (Oid[]) {OIDOID, OIDOID},
+			(Datum[]) {ObjectIdGetDatum(aw->relid), ObjectIdGetDatum(aw->root)}, SPI_OK_INSERT);
+	SPI_finish();
+}
+
+/*
+ * Rows of leaf relid (of protected table root) are being stored as they
+ * were written, by a session in replica mode (trigger.c): they may be due
+ * already, below the leaf's mark.  Its next sweep is a full pass: asked
+ * for once per transaction and relation, as the extension's owner.  A
+ * database still at 1.0 has no marks: nothing to ask.
+ */
+void
+retention_sweep_note_as_written(Oid relid, Oid root)
+{
+	static TransactionId noted_xid = InvalidTransactionId;
+	static Oid	noted_relid = InvalidOid;
+	AsWritten	aw = {relid, root};
+	ErrorData  *edata;
+
+	/* the note writes: from then on the transaction has an id */
+	if (TransactionIdIsValid(noted_xid) && GetTopTransactionIdIfAny() == noted_xid &&
+		relid == noted_relid)
+		return;
+	if (!OidIsValid(get_relname_relid("sweep_mark", retention_schema_oid(false))))
+		return;
+	edata = retention_run_as(retention_extension_owner(), as_written_step, &aw);
+	if (edata != NULL)
+		ReThrowError(edata);
+	noted_xid = GetTopTransactionIdIfAny();
+	noted_relid = relid;
 }
 
 /* -------------------------------------------------------------------------
