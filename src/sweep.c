@@ -338,6 +338,64 @@ run_sql(const char *sql, int nargs, Oid *types, Datum *values, int expected)
 	return run_sql_nulls(sql, nargs, types, values, NULL, expected);
 }
 
+/*
+ * The same for the run's bookkeeping, whose statements are string
+ * constants: each is parsed and planned once per backend, not once per
+ * run (a nightly run of a small table is mostly its bookkeeping).  Keyed
+ * by the constant's address; the plan cache replans after DDL.
+ */
+#define SAVED_PLANS		16
+
+static struct
+{
+	const char *sql;
+	SPIPlanPtr	plan;
+}			saved_plans[SAVED_PLANS];
+
+static uint64
+run_saved_nulls(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+				int expected)
+{
+	SPIPlanPtr	plan = NULL;
+	int			i;
+	int			ret;
+
+	for (i = 0; i < SAVED_PLANS && saved_plans[i].sql != NULL; i++)
+		if (saved_plans[i].sql == sql)
+		{
+			plan = saved_plans[i].plan;
+			break;
+		}
+	if (plan == NULL)
+	{
+		plan = SPI_prepare(sql, nargs, types);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare(\"%s\") failed: %s", sql, SPI_result_code_string(SPI_result));
+		if (i < SAVED_PLANS && SPI_keepplan(plan) == 0)
+		{
+			saved_plans[i].sql = sql;
+			saved_plans[i].plan = plan;
+		}
+	}
+	if (SPI_tuptable != NULL)
+	{
+		SPI_freetuptable(SPI_tuptable);
+		SPI_tuptable = NULL;
+	}
+	ret = SPI_execute_plan(plan, values, nulls, false, 0);
+	if (ret != expected)
+		elog(ERROR, "SPI_execute_plan(\"%s\") failed: %s", sql, SPI_result_code_string(ret));
+	if (plan != saved_plans[Min(i, SAVED_PLANS - 1)].plan)
+		SPI_freeplan(plan);
+	return SPI_processed;
+}
+
+static inline uint64
+run_saved(const char *sql, int nargs, Oid *types, Datum *values, int expected)
+{
+	return run_saved_nulls(sql, nargs, types, values, NULL, expected);
+}
+
 static Datum
 first_value(bool *isnull)
 {
@@ -1134,11 +1192,11 @@ read_marks(Oid relid)
 	uint64		i;
 
 	/* marks of relations no longer among its leaves go */
-	run_sql("DELETE FROM retention.sweep_mark m WHERE m.root = $1::pg_catalog.regclass "
+	run_saved("DELETE FROM retention.sweep_mark m WHERE m.root = $1::pg_catalog.regclass "
 			"AND m.relid::oid NOT IN (SELECT p.relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) p "
 			"UNION ALL SELECT $1)",
 			1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)}, SPI_OK_DELETE);
-	run_sql("SELECT m.relid::oid, m.swept_cutoff, m.signature, m.requested_at, m.full_pass_after "
+	run_saved("SELECT m.relid::oid, m.swept_cutoff, m.signature, m.requested_at, m.full_pass_after "
 			"FROM retention.sweep_mark m WHERE m.root = $1::pg_catalog.regclass",
 			1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)}, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
@@ -1184,7 +1242,7 @@ mark_write_step(void *arg)
 	MarkWrite  *mw = (MarkWrite *) arg;
 	SweepMark  *m = mw->lp->mark;
 
-	run_sql_nulls("INSERT INTO retention.sweep_mark AS m (relid, root, swept_cutoff, signature, full_pass_after) "
+	run_saved_nulls("INSERT INTO retention.sweep_mark AS m (relid, root, swept_cutoff, signature, full_pass_after) "
 				  "SELECT $1::pg_catalog.regclass, $2::pg_catalog.regclass, $3, $4, "
 				  "least((SELECT pg_catalog.min(h.until) FROM retention.hold h "
 				  "WHERE h.relid = $2::pg_catalog.regclass AND h.released_at IS NULL AND h.until > $3), "
@@ -1222,7 +1280,7 @@ progress_step(void *arg)
 	Progress   *pr = (Progress *) arg;
 	SweepCounts *c = pr->counts;
 
-	run_sql("UPDATE retention.sweep_log SET phase = $2, rows_scanned = $3, rows_anonymized = $4, "
+	run_saved("UPDATE retention.sweep_log SET phase = $2, rows_scanned = $3, rows_anonymized = $4, "
 			"rows_deleted = $5, rows_held = $6, rows_skipped = $7, partitions_truncated = $8, "
 			"paused = $9 * interval '1 microsecond' WHERE id = $1",
 			9, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, INT8OID},
@@ -1685,7 +1743,7 @@ insert_log(SweepRun *run, Oid relid, const char *status, const char *error, int6
 {
 	bool		isnull;
 
-	run_sql_nulls("INSERT INTO retention.sweep_log (run_id, relid, started_at, cutoff, status, phase, "
+	run_saved_nulls("INSERT INTO retention.sweep_log (run_id, relid, started_at, cutoff, status, phase, "
 			"rows_estimate, run_by, error, finished_at) "
 			"SELECT $1, $2, clock_timestamp(), $3, $4, 'starting', $7, $5, $6, "
 			"CASE WHEN $4 <> 'running' THEN clock_timestamp() END RETURNING id",
@@ -1719,7 +1777,7 @@ table_start_step(void *arg)
 	double		estimate = 0;
 
 	/* an earlier run that left its row 'running' did not finish */
-	run_sql("UPDATE retention.sweep_log SET status = 'interrupted', "
+	run_saved("UPDATE retention.sweep_log SET status = 'interrupted', "
 			"error = 'the run ended before this table was done (server stop, crash or cancel)' "
 			"WHERE relid = $1 AND status = 'running'",
 			1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(ts->relid)}, SPI_OK_UPDATE);
@@ -1772,7 +1830,7 @@ table_finish_step(void *arg)
 	SweepCounts *c = tf->counts;
 	const char *status = tf->edata ? "failed" : "done";
 
-	run_sql_nulls("UPDATE retention.sweep_log SET status = $2, phase = NULL, "
+	run_saved_nulls("UPDATE retention.sweep_log SET status = $2, phase = NULL, "
 				  "finished_at = clock_timestamp(), rows_anonymized = $3, rows_deleted = $4, "
 				  "rows_held = $5, rows_skipped = $6, partitions_truncated = $7, "
 				  "rows_scanned = greatest(rows_scanned, $8), error = $9, "
@@ -1786,7 +1844,7 @@ table_finish_step(void *arg)
 				  Int64GetDatum(c->paused_us)},
 				  tf->edata ? "          " : "        n ",
 				  SPI_OK_UPDATE);
-	run_sql("SELECT retention._audit('sweep', $1, "
+	run_saved("SELECT retention._audit('sweep', $1, "
 			"jsonb_build_object('run', $2, 'cutoff', $3, 'anonymized', $4, 'deleted', $5, "
 			"'held', $6, 'skipped', $7, 'status', $8))",
 			8, (Oid[]) {TEXTOID, INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID},
@@ -1977,7 +2035,7 @@ run_start_step(void *arg)
 	uint64		i;
 
 	/* who sweeps: the role in effect (SET ROLE's; the worker's retention_sweeper) */
-	run_sql("SELECT pg_catalog.nextval('retention.sweep_run_seq'), "
+	run_saved("SELECT pg_catalog.nextval('retention.sweep_run_seq'), "
 			"$1 || coalesce(' (' || nullif(pg_catalog.current_setting('application_name'), '') || ')', '')",
 			1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false))},
 			SPI_OK_SELECT);
@@ -1985,12 +2043,12 @@ run_start_step(void *arg)
 	run->run_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 
 	/* a database not yet updated from 1.0 locks as 1.0 does, too */
-	run_sql("SELECT e.extversion = '1.0' FROM pg_catalog.pg_extension e WHERE e.extname = 'retention'",
+	run_saved("SELECT e.extversion = '1.0' FROM pg_catalog.pg_extension e WHERE e.extname = 'retention'",
 			0, NULL, NULL, SPI_OK_SELECT);
 	run->legacy_locks = SPI_processed > 0 && DatumGetBool(first_value(&isnull));
 	run->marks = !run->legacy_locks;
 
-	run_sql("SELECT relid::oid FROM retention.protected_table "
+	run_saved("SELECT relid::oid FROM retention.protected_table "
 			"WHERE $1 = 0 OR relid::oid = $1 ORDER BY relid::oid",
 			1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(rs->relid)}, SPI_OK_SELECT);
 	if (OidIsValid(rs->relid) && SPI_processed == 0)

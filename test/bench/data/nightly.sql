@@ -11,7 +11,9 @@
 -- and, for the benchmark that includes this file with psql variables
 --   :mult    1, 4 or 16: the table holds :mult x :rows CDRs (every
 --            16/:mult-th CDR of the source: the same year, thinner)
---   :layout  plain, monthly or daily (range partitions of ended_at)
+--   :layout  plain, shuffled (plain, the rows in random order: the due ones
+--            all over the heap), monthly or daily (range partitions of
+--            ended_at)
 --   :mode    delete or anonymize (on_expiry)
 -- the protected table :t = nightly_:layout_:mode_:mult (indexes on id,
 -- ended_at and caller), swept once (the sweep's first, full pass, which
@@ -62,7 +64,7 @@ SELECT 'nightly_' || :'layout' || '_' || :'mode' || '_' || :'mult' AS t,
 SELECT to_regclass(:'t') IS NULL AS t_missing, :'mode' = 'anonymize' AS anonymize \gset
 \if :t_missing
 \echo building :t
-SELECT :'layout' = 'plain' AS plain, :'layout' = 'daily' AS daily \gset
+SELECT :'layout' IN ('plain', 'shuffled') AS plain, :'layout' = 'daily' AS daily \gset
 \if :plain
 CREATE TABLE :"t" (LIKE nightly_src);
 \else
@@ -74,7 +76,9 @@ SELECT format('CREATE TABLE %I PARTITION OF %I FOR VALUES FROM (%L) TO (%L)',
 	   generate_series(0, parts - 1) k \gexec
 SELECT format('CREATE TABLE %I PARTITION OF %I DEFAULT', :'t' || '_open', :'t') \gexec
 \endif
-INSERT INTO :"t" SELECT * FROM nightly_src WHERE id % (16 / :mult) = 0 ORDER BY id;
+-- shuffled: the same rows in no order, the due ones all over the heap
+INSERT INTO :"t" SELECT * FROM nightly_src WHERE id % (16 / :mult) = 0
+ ORDER BY CASE WHEN :'layout' = 'shuffled' THEN hashint8(id) ELSE id END;
 CREATE INDEX ON :"t" (id);
 CREATE INDEX ON :"t" (ended_at);
 CREATE INDEX ON :"t" (caller);

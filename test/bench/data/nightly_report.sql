@@ -15,7 +15,6 @@
 \ir nightly_reset.sql
 :flush;
 SELECT pg_stat_clear_snapshot();
-\echo :statio
 :statio \gset b_
 \if :anonymize
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)
@@ -23,7 +22,6 @@ UPDATE :"t_base" SET caller = NULL, callee = NULL, imei = NULL, cell = NULL,
 	   started_at = date_trunc('hour', started_at, 'UTC'), ended_at = date_trunc('hour', ended_at, 'UTC')
  WHERE ended_at <= now() - interval '1 year';
 \set statio 'SELECT sum(heap_blks_read) AS hr, sum(heap_blks_hit) AS hh, sum(idx_blks_read) AS ir, sum(idx_blks_hit) AS ih FROM pg_statio_user_tables WHERE relid IN (SELECT relid FROM pg_partition_tree(' :'t_base' ') UNION SELECT ' :'t_base' '::regclass)'
-\echo :statio
 :statio \gset b_
 \else
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)
@@ -32,14 +30,14 @@ DELETE FROM :"t" WHERE ended_at <= now() - interval '1 year';
 :flush;
 SELECT pg_stat_clear_snapshot();
 :statio \gset a_
-\echo hand-written statement: heap blocks read :a_hr - :b_hr, hit :a_hh - :b_hh; index blocks read :a_ir - :b_ir, hit :a_ih - :b_ih
+SELECT :a_hr - :b_hr AS d_hr, :a_hh - :b_hh AS d_hh, :a_ir - :b_ir AS d_ir, :a_ih - :b_ih AS d_ih \gset
+\echo BUFFERS hand-written statement: heap blocks read :d_hr hit :d_hh, index blocks read :d_ir hit :d_ih
 \set statio 'SELECT sum(heap_blks_read) AS hr, sum(heap_blks_hit) AS hh, sum(idx_blks_read) AS ir, sum(idx_blks_hit) AS ih FROM pg_statio_user_tables WHERE relid IN (SELECT relid FROM pg_partition_tree(' :'t' ') UNION SELECT ' :'t' '::regclass)'
 
 \ir nightly_reset.sql
 :due_now \gset
 :flush;
 SELECT pg_stat_clear_snapshot();
-\echo :statio
 :statio \gset b_
 :rss rss_before \gset
 SET client_min_messages = warning;
@@ -49,7 +47,8 @@ RESET client_min_messages;
 :flush;
 SELECT pg_stat_clear_snapshot();
 :statio \gset a_
-\echo sweep: heap blocks read :a_hr - :b_hr, hit :a_hh - :b_hh; index blocks read :a_ir - :b_ir, hit :a_ih - :b_ih
+SELECT :a_hr - :b_hr AS d_hr, :a_hh - :b_hh AS d_hh, :a_ir - :b_ir AS d_ir, :a_ih - :b_ih AS d_ih \gset
+\echo BUFFERS sweep: heap blocks read :d_hr hit :d_hh, index blocks read :d_ir hit :d_ih
 SELECT rows_scanned, rows_deleted, rows_anonymized, rows_skipped, partitions_truncated, rows_estimate,
 	   finished_at - started_at AS took
   FROM retention.sweep_log WHERE relid = :'t'::regclass ORDER BY id DESC LIMIT 1;
@@ -63,7 +62,7 @@ SELECT :done_or_left >= :due AND NOT EXISTS (SELECT 1 FROM :"t" WHERE ended_at <
 \else
 DO $$ BEGIN RAISE EXCEPTION 'the sweep left due rows behind'; END $$;
 \endif
-\echo memory (RssAnon), default batch size: :rss_before kB before, :rss_after kB after
+\echo MEMORY default batch size: RssAnon :rss_before kB before the sweep, :rss_after kB after
 
 \ir nightly_reset.sql
 :rss rss_before \gset
@@ -71,6 +70,6 @@ SET client_min_messages = warning;
 CALL retention.sweep(:'t', batch_size => 1000);
 RESET client_min_messages;
 :rss rss_after \gset
-\echo memory (RssAnon), batch_size 1000: :rss_before kB before, :rss_after kB after
+\echo MEMORY batch_size 1000: RssAnon :rss_before kB before the sweep, :rss_after kB after
 SELECT rows_scanned, rows_deleted, rows_anonymized, finished_at - started_at AS took
   FROM retention.sweep_log WHERE relid = :'t'::regclass ORDER BY id DESC LIMIT 1;

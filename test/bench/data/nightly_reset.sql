@@ -5,7 +5,8 @@
 -- table vacuumed so that they go back where they were, then inserted as a
 -- restore does, triggers off), and the marks of :t's leaves say that the
 -- last sweep ran before any of them was due (an hour before the first fell
--- due).  Both sides then start from the same table: the hand-written
+-- due), with no full pass asked for (the restore asks for one: these rows
+-- are last night's, not restored ones).  Both sides then start from the same table: the hand-written
 -- statement and the sweep remove the same rows.
 SET client_min_messages = warning;
 DELETE FROM :"t" WHERE ended_at <= (SELECT max(ended_at) FROM :"t_due");
