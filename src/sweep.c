@@ -314,6 +314,7 @@ static uint64
 run_sql_nulls(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
 			  int expected)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	int			ret;
 
 	/*
@@ -326,6 +327,14 @@ run_sql_nulls(const char *sql, int nargs, Oid *types, Datum *values, const char 
 		SPI_tuptable = NULL;
 	}
 	ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	/*
+	 * SPI returns in its procedure's context, which lasts as long as the
+	 * CALL: what a batch allocates after its first statement (the next
+	 * statements' text, their results) would pile up there, batch after
+	 * batch.  Back to the caller's, the batch's.
+	 */
+	MemoryContextSwitchTo(cxt);
 
 	if (ret != expected)
 		elog(ERROR, "SPI_execute_with_args(\"%s\") failed: %s", sql, SPI_result_code_string(ret));
@@ -356,6 +365,7 @@ static uint64
 run_saved_nulls(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
 				int expected)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	SPIPlanPtr	plan = NULL;
 	int			i;
 	int			ret;
@@ -383,6 +393,7 @@ run_saved_nulls(const char *sql, int nargs, Oid *types, Datum *values, const cha
 		SPI_tuptable = NULL;
 	}
 	ret = SPI_execute_plan(plan, values, nulls, false, 0);
+	MemoryContextSwitchTo(cxt); /* as run_sql_nulls() */
 	if (ret != expected)
 		elog(ERROR, "SPI_execute_plan(\"%s\") failed: %s", sql, SPI_result_code_string(ret));
 	if (plan != saved_plans[Min(i, SAVED_PLANS - 1)].plan)
@@ -1011,6 +1022,7 @@ ended_at_literal(const RetentionTable *t, TimestampTz v)
 static double
 plan_rows(const char *sql)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
 	CachedPlan *cplan;
 	double		rows = 0;
@@ -1024,6 +1036,7 @@ plan_rows(const char *sql)
 		ReleaseCachedPlan(cplan, NULL);
 	}
 	SPI_freeplan(plan);
+	MemoryContextSwitchTo(cxt); /* as run_sql_nulls() */
 	return rows;
 }
 
