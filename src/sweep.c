@@ -309,6 +309,9 @@ sweep_commit(SweepRun *run)
 	sweep_commit_ext(run, false);
 }
 
+/* set while a batch runs: its statements get generic plans */
+static bool generic_plans = false;
+
 /* run an SPI statement, returning SPI_processed; raises on failure */
 static uint64
 run_sql_nulls(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
@@ -326,7 +329,23 @@ run_sql_nulls(const char *sql, int nargs, Oid *types, Datum *values, const char 
 		SPI_freetuptable(SPI_tuptable);
 		SPI_tuptable = NULL;
 	}
-	ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	if (generic_plans && nargs > 0)
+	{
+		/*
+		 * A batch's statements are planned for any parameter values: a
+		 * plan for the batch's own bounds would estimate them by probing
+		 * the ended_at index's first entries, which are the entries of the
+		 * rows the earlier batches just deleted.
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare_cursor(\"%s\") failed: %s", sql, SPI_result_code_string(SPI_result));
+		ret = SPI_execute_plan(plan, values, nulls, false, 0);
+		SPI_freeplan(plan);
+	}
+	else
+		ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
 
 	/*
 	 * SPI returns in its procedure's context, which lasts as long as the
@@ -1417,6 +1436,7 @@ run_batch(SweepLeaf *l, MemoryContext batch_cxt, int64 log_id)
 	l->skip_locked = false;
 	MemoryContextReset(batch_cxt);
 	oldcxt = MemoryContextSwitchTo(batch_cxt);
+	generic_plans = true;
 	edata = retention_run_restricted(l->leaf_owner, batch_step, l);
 	if (edata != NULL && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 	{
@@ -1424,6 +1444,7 @@ run_batch(SweepLeaf *l, MemoryContext batch_cxt, int64 log_id)
 		l->skip_locked = true;
 		edata = retention_run_restricted(l->leaf_owner, batch_step, l);
 	}
+	generic_plans = false;
 	pace_active = false;
 	counts->paused_us += pace_paused_us;
 	pace_paused_us = 0;
@@ -2142,6 +2163,7 @@ retention_sweep(PG_FUNCTION_ARGS)
 		retention_sweep_unheld_relid = InvalidOid;
 		pace_active = false;
 		pace_paused_us = 0;
+		generic_plans = false;
 	}
 	PG_END_TRY();
 
