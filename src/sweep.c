@@ -618,7 +618,15 @@ keyset_bound(SweepLeaf *l)
 	if (n < l->run->batch_size)
 		l->hi = l->range_hi;
 	else
+	{
 		l->hi = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		/* the last one's ties are in the batch too: counted */
+		run_sql(psprintf("SELECT count(*) FROM %s x WHERE x.%s %s $1 AND x.%s <= $2",
+						 l->qualified, l->ended_at, l->lo_incl ? ">=" : ">", l->ended_at),
+				2, (Oid[]) {l->maxcut_type, l->maxcut_type}, (Datum[]) {l->lo, l->hi},
+				SPI_OK_SELECT);
+		l->examined = DatumGetInt64(first_value(&isnull));
+	}
 }
 
 /* -------------------------------------------------------------------------
