@@ -397,9 +397,10 @@ run_saved_nulls(const char *sql, int nargs, Oid *types, Datum *values, const cha
 		}
 	if (plan == NULL)
 	{
-		plan = SPI_prepare(sql, nargs, types);
+		/* generic: planned once, not again for each run's values */
+		plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
 		if (plan == NULL)
-			elog(ERROR, "SPI_prepare(\"%s\") failed: %s", sql, SPI_result_code_string(SPI_result));
+			elog(ERROR, "SPI_prepare_cursor(\"%s\") failed: %s", sql, SPI_result_code_string(SPI_result));
 		if (i < SAVED_PLANS && SPI_keepplan(plan) == 0)
 		{
 			saved_plans[i].sql = sql;
@@ -1232,10 +1233,11 @@ read_marks(Oid relid)
 	uint64		i;
 
 	/* marks of relations no longer among its leaves go */
-	run_saved("DELETE FROM retention.sweep_mark m WHERE m.root = $1::pg_catalog.regclass "
-			"AND m.relid::oid NOT IN (SELECT p.relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) p "
-			"UNION ALL SELECT $1)",
-			1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)}, SPI_OK_DELETE);
+	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+		run_saved("DELETE FROM retention.sweep_mark m WHERE m.root = $1::pg_catalog.regclass "
+				  "AND m.relid::oid NOT IN (SELECT p.relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) p "
+				  "UNION ALL SELECT $1)",
+				  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)}, SPI_OK_DELETE);
 	run_saved("SELECT m.relid::oid, m.swept_cutoff, m.signature, m.requested_at, m.full_pass_after "
 			"FROM retention.sweep_mark m WHERE m.root = $1::pg_catalog.regclass",
 			1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)}, SPI_OK_SELECT);
