@@ -1710,8 +1710,8 @@ sweep_leaf(SweepRun *run, Oid root, LeafPlan *lp, bool has_holds, int64 log_id,
 	{
 		MarkWrite	mw = {run, root, lp, has_marketing};
 
+		/* committed with what comes next: the next leaf's batch, the log */
 		run_as_owner(run, mark_write_step, &mw);
-		sweep_commit(run);
 	}
 	return NULL;
 }
