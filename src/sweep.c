@@ -14,14 +14,20 @@
  *	  or consented in it, is truncated whole (the fast path), under a short
  *	  lock_timeout: if it cannot be locked at once it is swept row by row
  *	  next time;
- *	- otherwise the heap is walked in block ranges (TID range scans, so a
- *	  run reads the table once), each batch one DELETE of the fully due rows
- *	  and one UPDATE of the rows with something to anonymize (the BEFORE
- *	  UPDATE trigger applies the rules of expiry.c as of the cutoff), in a
- *	  subtransaction, committed before the next.  Rows are locked only for
- *	  the batch; a batch that meets a row locked by someone else for more
- *	  than a moment is redone with SKIP LOCKED, and the locked rows are
- *	  counted as skipped, for the next run.
+ *	- a partition whose bound proves that it holds nothing in the ranges of
+ *	  ended_at the run visits (see "What is due" below: since the leaf's
+ *	  mark, what fell due by time) is skipped without being read;
+ *	- otherwise its candidates are taken batch by batch: with a btree on
+ *	  ended_at, the next batch_size rows by ended_at (keyset); without, its
+ *	  heap in block ranges (TID range scans), only those a BRIN on ended_at
+ *	  points to when there is one.  Each batch is one DELETE of the fully
+ *	  due rows and one UPDATE of the rows with something to anonymize (the
+ *	  BEFORE UPDATE trigger applies the rules of expiry.c as of the cutoff),
+ *	  in a subtransaction, committed before the next.  Rows are locked only
+ *	  for the batch; a batch that meets a row locked by someone else for
+ *	  more than a moment is redone with SKIP LOCKED, and the locked rows are
+ *	  counted as skipped, for the next run.  A leaf swept to the end with
+ *	  nothing skipped gets its mark: the next run starts from there.
  *
  * A sweep's WAL is flushed by the commits of live writers too, so a sweep
  * can be paced: retention.batch_delay pauses between batches, and
