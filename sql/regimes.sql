@@ -201,8 +201,10 @@ SELECT caller, cell FROM cdr25_loc ORDER BY caller;
 SELECT retention.expose('cdr25_loc', 'location', 'regress_regime_reader');
 SELECT cell FROM cdr25_loc_location ORDER BY cell;
 SELECT retention.suspend_location_consent('33633333333');
--- suspended: no longer shown for location, and gone at the next sweep
+-- suspended: no longer shown for location, and gone at the next sweep,
+-- which reads the whole table for it
 SELECT cell FROM cdr25_loc_location ORDER BY cell;
+SELECT reason FROM retention.sweep_mark WHERE relid = 'cdr25_loc'::regclass;
 SELECT retention.suspend_location_consent('33633333333');
 \echo :LAST_ERROR_SQLSTATE
 CALL retention.sweep('cdr25_loc');
@@ -283,6 +285,8 @@ SELECT retention.set_regime('fr-2004', dry_run => NULL);
 SELECT count(*) AS cdr25_rows, count(callee) AS callees FROM cdr25;
 SELECT count(*) >= 0 AS switched FROM retention.set_regime('fr-2004');
 SELECT retention.regime_in_force();
+-- the next sweep reads every table under the new rules
+SELECT DISTINCT reason FROM retention.sweep_mark WHERE relid::text LIKE 'cdr25%';
 -- the views follow: fr-2004 has no rule for national security, billing
 -- covers every row
 SELECT id FROM cdr25_national_security;

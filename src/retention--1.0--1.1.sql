@@ -1116,6 +1116,10 @@ BEGIN
 		END LOOP;
 	END LOOP;
 	IF NOT dry_run THEN
+		-- the next sweep reads every table under the new rules (issue 16)
+		IF code IS DISTINCT FROM old THEN
+			PERFORM retention.request_full_sweep(NULL, pg_catalog.format('the legal regime changed from %s to %s', old, code));
+		END IF;
 		-- the purpose-bound views show what the new rules keep for each purpose
 		PERFORM retention._exposures_release(x.relid) FROM (SELECT DISTINCT e.relid FROM retention.exposure e) x;
 		PERFORM retention._exposures_restore(ARRAY(SELECT DISTINCT e.relid::oid FROM retention.exposure e));
@@ -2154,6 +2158,16 @@ BEGIN
 	-- Citus tables, and an unknown Citus (section "Citus: fail closed")
 	FOR r IN SELECT * FROM retention._citus_problems() LOOP
 		"table" := r.rel; "column" := NULL; kind := 'not enforced'; type := NULL;
+		note := r.problem;
+		RETURN NEXT;
+	END LOOP;
+	-- protected tables the sweep cannot drive by what is due (issue 16)
+	FOR r IN SELECT p.relid, d.problem FROM retention.protected_table p,
+				LATERAL retention._sweep_drive_problems(p.relid) d(problem)
+			  ORDER BY p.relid::text, d.problem LOOP
+		"table" := r.relid; "column" := NULL; kind := 'slow sweep'; type := NULL;
+		purposes := NULL; "window" := NULL; method := NULL; rows_in_clear := NULL;
+		oldest_clear := NULL; overdue_rows := NULL; held_rows := NULL; last_sweep := NULL;
 		note := r.problem;
 		RETURN NEXT;
 	END LOOP;
@@ -3516,6 +3530,10 @@ BEGIN
 								  CASE WHEN table_kind = 'subscriber' THEN 'contract' ELSE 'communication' END),
 				  HINT = 'See retention.policy for the purposes and the types each covers.';
 	END LOOP;
+	-- the index the sweep needs to cost what is due, not what is kept (issue 16)
+	FOR c IN SELECT d AS why FROM retention._sweep_drive_problems(tbl) d LOOP
+		RAISE NOTICE 'the sweep of % will read more than what is due', tbl USING DETAIL = c.why;
+	END LOOP;
 END
 $$;
 COMMENT ON FUNCTION retention.protect(regclass, name, name, text, name, name, text) IS
@@ -4257,6 +4275,209 @@ BEGIN
 	RETURN format('%I.%I', nsp, view_name)::regclass;
 END
 $$;
+
+/*------------------------------------------------------------------------
+ * The nightly sweep costs what is due, not what is kept (issue 16)
+ *
+ * retention.sweep_mark records, for each leaf relation of a protected
+ * table, the cutoff of the last run that swept it to the end skipping
+ * nothing: the next run visits only the rows that fell due by time since
+ * (src/sweep.c).  Rows that fall due for another reason are found by a full
+ * pass, which retention.request_full_sweep() asks for: a hold released or
+ * its end changed, a consent withdrawn, a window changed, the table
+ * protected again (the triggers below), a legal regime switched (its
+ * caller).  Not dumped: a restored database starts with a full pass.
+ *------------------------------------------------------------------------
+ */
+
+CREATE TABLE retention.sweep_mark (
+	relid			regclass PRIMARY KEY,	-- a leaf relation
+	root			regclass NOT NULL,		-- its protected table
+	swept_cutoff	timestamptz,			-- of the last run that left nothing due by time
+	signature		text,					-- the rules it was swept by (columns, windows)
+	full_pass_after	timestamptz,			-- a hold's until or a consent's end
+	requested_at	timestamptz,			-- a full pass was asked for
+	reason			text
+);
+CREATE INDEX sweep_mark_root ON retention.sweep_mark (root);
+REVOKE ALL ON retention.sweep_mark FROM PUBLIC;
+GRANT SELECT ON retention.sweep_mark TO retention_admin;
+COMMENT ON TABLE retention.sweep_mark IS
+	'Per leaf of a protected table: how far the last complete sweep went, and whether a full pass is due';
+
+CREATE FUNCTION retention.request_full_sweep(tbl regclass DEFAULT NULL, reason text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+BEGIN
+	IF tbl IS NOT NULL AND NOT EXISTS (SELECT 1 FROM retention.protected_table pt WHERE pt.relid = tbl) THEN
+		RAISE EXCEPTION 'table "%" is not protected', tbl
+			USING ERRCODE = 'undefined_object',
+				  HINT = 'Protect it first with retention.protect().';
+	END IF;
+	INSERT INTO retention.sweep_mark AS m (relid, root, requested_at, reason)
+	SELECT p.relid, pt.relid, pg_catalog.clock_timestamp(), request_full_sweep.reason
+	  FROM retention.protected_table pt
+	 CROSS JOIN LATERAL (SELECT t.relid FROM pg_catalog.pg_partition_tree(pt.relid) t
+						 UNION SELECT pt.relid) p
+	  JOIN pg_catalog.pg_class c ON c.oid = p.relid AND c.relkind = 'r'
+	 WHERE request_full_sweep.tbl IS NULL OR pt.relid = request_full_sweep.tbl
+	ON CONFLICT (relid) DO UPDATE SET requested_at = excluded.requested_at, reason = excluded.reason;
+END
+$$;
+COMMENT ON FUNCTION retention.request_full_sweep(regclass, text) IS
+	'Make the next sweep of a table (NULL: of every table) visit every row, not only those due since the last sweep';
+REVOKE ALL ON FUNCTION retention.request_full_sweep(regclass, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention.request_full_sweep(regclass, text) TO retention_admin;
+
+-- the events that make rows due other than by time passing
+CREATE FUNCTION retention._hold_changed()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM retention.protected_table pt WHERE pt.relid = OLD.relid) THEN
+		PERFORM retention.request_full_sweep(OLD.relid,
+			CASE WHEN TG_OP = 'DELETE' THEN 'hold ' || OLD.id || ' deleted'
+				 WHEN NEW.released_at IS NOT NULL AND OLD.released_at IS NULL THEN 'hold ' || OLD.id || ' released'
+				 ELSE 'hold ' || OLD.id || ' changed' END);
+	END IF;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER hold_changed
+	AFTER UPDATE OF released_at, until, from_ts, to_ts, subscriber, reason OR DELETE ON retention.hold
+	FOR EACH ROW EXECUTE FUNCTION retention._hold_changed();
+
+CREATE FUNCTION retention._consent_changed()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	p		record;
+BEGIN
+	-- withdrawn, shortened or deleted: the tables kept for marketing
+	IF TG_OP = 'UPDATE' AND NEW.withdrawn_at IS NOT DISTINCT FROM OLD.withdrawn_at
+	   AND NEW.valid_until >= OLD.valid_until AND NEW.contract_end >= OLD.contract_end THEN
+		RETURN NULL;
+	END IF;
+	FOR p IN SELECT pt.relid FROM retention.protected_table pt
+			  WHERE EXISTS (SELECT 1 FROM retention.tagged_columns(pt.relid) t
+							 WHERE 'marketing' = ANY (t.purposes)) LOOP
+		PERFORM retention.request_full_sweep(p.relid, 'a consent was withdrawn or shortened');
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER consent_changed
+	AFTER UPDATE OR DELETE ON retention.consent
+	FOR EACH ROW EXECUTE FUNCTION retention._consent_changed();
+
+-- a location consent suspended, withdrawn, shortened or deleted, an
+-- emergency closed (issue 15): the tables kept for location
+CREATE FUNCTION retention._location_consent_changed()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	p		record;
+BEGIN
+	IF TG_OP = 'UPDATE' AND NEW.withdrawn_at IS NOT DISTINCT FROM OLD.withdrawn_at
+	   AND (NEW.suspended_at IS NULL OR OLD.suspended_at IS NOT NULL)
+	   AND NEW.closed_at IS NOT DISTINCT FROM OLD.closed_at
+	   AND NEW.valid_until IS NOT DISTINCT FROM OLD.valid_until THEN
+		RETURN NULL;
+	END IF;
+	FOR p IN SELECT pt.relid FROM retention.protected_table pt
+			  WHERE EXISTS (SELECT 1 FROM retention.tagged_columns(pt.relid) t
+							 WHERE 'location' = ANY (retention._column_rules(pt.relid, t.attname))) LOOP
+		PERFORM retention.request_full_sweep(p.relid, 'a location consent was suspended, withdrawn or closed');
+	END LOOP;
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER location_consent_changed
+	AFTER UPDATE OR DELETE ON retention.location_consent
+	FOR EACH ROW EXECUTE FUNCTION retention._location_consent_changed();
+
+CREATE FUNCTION retention._window_changed()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+BEGIN
+	PERFORM retention.request_full_sweep(NULL, 'a retention window changed');
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER window_setting_sweep
+	AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON retention.window_setting
+	FOR EACH STATEMENT EXECUTE FUNCTION retention._window_changed();
+
+-- protected again, or no longer: the table's marks go
+CREATE FUNCTION retention._protection_changed()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+BEGIN
+	DELETE FROM retention.sweep_mark m
+	 WHERE m.root::oid IN (CASE WHEN TG_OP <> 'INSERT' THEN OLD.relid::oid END,
+						   CASE WHEN TG_OP <> 'DELETE' THEN NEW.relid::oid END);
+	RETURN NULL;
+END
+$$;
+CREATE TRIGGER protected_table_sweep
+	AFTER INSERT OR UPDATE OR DELETE ON retention.protected_table
+	FOR EACH ROW EXECUTE FUNCTION retention._protection_changed();
+
+/*
+ * What keeps the sweep of a protected table from costing what is due: no
+ * btree (or BRIN) index on ended_at in a leaf of more than 1 MB (its
+ * batches then read every block), a billing anchor (whose deadline is not
+ * ended_at's: every sweep visits every row up to now).  Shown by report()
+ * and by protect().
+ */
+CREATE FUNCTION retention._sweep_drive_problems(tbl regclass)
+RETURNS SETOF text
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+	WITH pt AS (SELECT * FROM retention.protected_table p WHERE p.relid = tbl),
+	leaf AS (
+		SELECT c.oid, c.relname, a.attnum,
+			   pg_catalog.pg_relation_size(c.oid) > 1024 * 1024 AS big
+		  FROM pt CROSS JOIN LATERAL (SELECT t.relid FROM pg_catalog.pg_partition_tree(pt.relid) t
+									  UNION SELECT pt.relid) p
+		  JOIN pg_catalog.pg_class c ON c.oid = p.relid AND c.relkind = 'r'
+		  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = pt.ended_at
+	),
+	slow AS (
+		SELECT l.relname FROM leaf l
+		 WHERE l.big AND NOT EXISTS (
+			SELECT 1 FROM pg_catalog.pg_index i
+			  JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+			  JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+			 WHERE i.indrelid = l.oid AND i.indisvalid AND i.indpred IS NULL
+			   AND i.indkey[0] = l.attnum AND am.amname IN ('btree', 'brin'))
+	)
+	SELECT pg_catalog.format('no index on %I in %s of its %s relations over 1 MB: each sweep reads all of them; CREATE INDEX ON %s (%I) (or USING brin) makes it read only what is due',
+							 pt.ended_at, (SELECT count(*) FROM slow), (SELECT count(*) FROM leaf WHERE big),
+							 pt.relid, pt.ended_at)
+	  FROM pt WHERE EXISTS (SELECT 1 FROM slow)
+	UNION ALL
+	SELECT pg_catalog.format('billing anchor %I: the billing deadline is not %I''s, so each sweep visits every row that ended before now',
+							 pt.billing_anchor, pt.ended_at)
+	  FROM pt WHERE pt.billing_anchor IS NOT NULL AND EXISTS (SELECT 1 FROM leaf WHERE big)
+$$;
+COMMENT ON FUNCTION retention._sweep_drive_problems(regclass) IS
+	'What keeps the sweep of a protected table from visiting only the rows that are due';
+REVOKE ALL ON FUNCTION retention._sweep_drive_problems(regclass) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION retention._sweep_drive_problems(regclass) TO retention_admin;
 
 /*------------------------------------------------------------------------
  * Every search_path pinned with pg_temp last (issue 13, item 1)

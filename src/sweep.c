@@ -14,14 +14,20 @@
  *	  or consented in it, is truncated whole (the fast path), under a short
  *	  lock_timeout: if it cannot be locked at once it is swept row by row
  *	  next time;
- *	- otherwise the heap is walked in block ranges (TID range scans, so a
- *	  run reads the table once), each batch one DELETE of the fully due rows
- *	  and one UPDATE of the rows with something to anonymize (the BEFORE
- *	  UPDATE trigger applies the rules of expiry.c as of the cutoff), in a
- *	  subtransaction, committed before the next.  Rows are locked only for
- *	  the batch; a batch that meets a row locked by someone else for more
- *	  than a moment is redone with SKIP LOCKED, and the locked rows are
- *	  counted as skipped, for the next run.
+ *	- a partition whose bound proves that it holds nothing in the ranges of
+ *	  ended_at the run visits (see "What is due" below: since the leaf's
+ *	  mark, what fell due by time) is skipped without being read;
+ *	- otherwise its candidates are taken batch by batch: with a btree on
+ *	  ended_at, the next batch_size rows by ended_at (keyset); without, its
+ *	  heap in block ranges (TID range scans), only those a BRIN on ended_at
+ *	  points to when there is one.  Each batch is one DELETE of the fully
+ *	  due rows and one UPDATE of the rows with something to anonymize (the
+ *	  BEFORE UPDATE trigger applies the rules of expiry.c as of the cutoff),
+ *	  in a subtransaction, committed before the next.  Rows are locked only
+ *	  for the batch; a batch that meets a row locked by someone else for
+ *	  more than a moment is redone with SKIP LOCKED, and the locked rows are
+ *	  counted as skipped, for the next run.  A leaf swept to the end with
+ *	  nothing skipped gets its mark: the next run starts from there.
  *
  * A sweep's WAL is flushed by the commits of live writers too, so a sweep
  * can be paced: retention.batch_delay pauses between batches, and
@@ -43,6 +49,10 @@
 #include "postgres.h"
 
 #include "access/relation.h"
+#include "access/brin.h"
+#include "access/genam.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_index.h"
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
@@ -57,6 +67,8 @@
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "optimizer/optimizer.h"
+#include "nodes/plannodes.h"
+#include "utils/plancache.h"
 #include "pgstat.h"
 #include "storage/bufmgr.h"
 #include "storage/latch.h"
@@ -75,6 +87,7 @@
 #include "access/stratnum.h"
 
 #include "expiry.h"
+#include "sweep.h"
 
 PG_FUNCTION_INFO_V1(retention_sweep);
 PG_FUNCTION_INFO_V1(retention_sweep_row);
@@ -113,6 +126,7 @@ typedef struct SweepRun
 	char	   *run_by;
 	Oid			owner;			/* statements run as the extension's owner */
 	bool		legacy_locks;	/* extension still at 1.0: its hold() locks too */
+	bool		marks;			/* retention.sweep_mark exists (1.1 on) */
 } SweepRun;
 
 typedef struct SweepCounts
@@ -127,6 +141,51 @@ typedef struct SweepCounts
 	int			truncated;
 	int64		paused_us;		/* batch_delay and max_wal_rate pauses */
 } SweepCounts;
+
+/*
+ * What the previous runs left of a leaf: its row of retention.sweep_mark.
+ * A run that swept the leaf to the end, skipping nothing, records its
+ * cutoff there; the next run need only visit the rows that fell due
+ * since, unless something else made rows due (a full pass is requested,
+ * the table's rules changed, a hold or consent lapsed).
+ */
+typedef struct SweepMark
+{
+	Oid			relid;
+	bool		has_cutoff;
+	TimestampTz swept_cutoff;
+	char	   *signature;
+	bool		requested;		/* a full pass was asked for */
+	TimestampTz requested_at;
+	bool		has_after;
+	TimestampTz full_pass_after;	/* a hold or consent lapses then */
+} SweepMark;
+
+/* a range of ended_at to visit: (lo, hi], or [lo, hi] when lo_incl */
+typedef struct DueRange
+{
+	TimestampTz lo;
+	TimestampTz hi;
+	bool		lo_incl;
+} DueRange;
+
+/* how a leaf is swept, decided before its log row is written */
+typedef struct LeafPlan
+{
+	Oid			leaf;
+	bool		skip;			/* its bound proves nothing in the ranges */
+	bool		full_pass;		/* every row up to maxcut, not since the mark */
+	const char *why_full;		/* why, for the log */
+	DueRange   *ranges;
+	int			nranges;
+	bool		keyset;			/* a btree on ended_at drives the batches */
+	bool		brin;			/* a BRIN on ended_at says which blocks */
+	TimestampTz all_due;		/* a row that ended by then is due whole: ROW_DELETE
+								 * unless held, consented or anchored */
+	char	   *signature;		/* of the rules the ranges were computed by */
+	SweepMark  *mark;			/* or NULL */
+	double		estimate;		/* rows the sweep will examine */
+} LeafPlan;
 
 /* one leaf relation being swept, and its statements */
 typedef struct SweepLeaf
@@ -145,6 +204,16 @@ typedef struct SweepLeaf
 	char	   *ended_at;		/* quoted column name */
 	BlockNumber from;
 	BlockNumber to;
+	LeafPlan   *plan;			/* the ranges of ended_at to visit */
+	/* the batch's range of ended_at: (lo, hi], or [lo, hi] when lo_incl */
+	Datum		lo;
+	Datum		hi;
+	bool		lo_incl;
+	Datum		range_hi;		/* the end of the range being walked */
+	int64		examined;		/* rows of the batch's range (keyset batches) */
+	bool		by_bound;		/* the bound proves the batch's due rows fully due */
+	bool		has_marketing;
+	bool		has_anchor;
 	bool		skip_locked;
 	bool		recheck;		/* other BEFORE triggers may undo a batch */
 	SweepCounts *counts;
@@ -223,19 +292,38 @@ sweep_delay_point(void)
 	pace_reset();
 }
 
+/*
+ * Commit what the run did so far.  Only a table's last commit (its final
+ * log row and audit entry) waits for its WAL to reach disk: after a crash a
+ * lost batch, mark or progress row is only done again, and the next commit
+ * that waits flushes the earlier ones' WAL too.
+ */
 static void
-sweep_commit(SweepRun *run)
+sweep_commit_ext(SweepRun *run, bool durable)
 {
 	if (!run->nonatomic)
 		return;
+	if (!durable)
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	SPI_commit();
 }
+
+static inline void
+sweep_commit(SweepRun *run)
+{
+	sweep_commit_ext(run, false);
+}
+
+/* set while a batch runs: its statements get generic plans */
+static bool generic_plans = false;
 
 /* run an SPI statement, returning SPI_processed; raises on failure */
 static uint64
 run_sql_nulls(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
 			  int expected)
 {
+	MemoryContext cxt = CurrentMemoryContext;
 	int			ret;
 
 	/*
@@ -247,7 +335,31 @@ run_sql_nulls(const char *sql, int nargs, Oid *types, Datum *values, const char 
 		SPI_freetuptable(SPI_tuptable);
 		SPI_tuptable = NULL;
 	}
-	ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	if (generic_plans && nargs > 0)
+	{
+		/*
+		 * A batch's statements are planned for any parameter values: a
+		 * plan for the batch's own bounds would estimate them by probing
+		 * the ended_at index's first entries, which are the entries of the
+		 * rows the earlier batches just deleted.
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare_cursor(\"%s\") failed: %s", sql, SPI_result_code_string(SPI_result));
+		ret = SPI_execute_plan(plan, values, nulls, false, 0);
+		SPI_freeplan(plan);
+	}
+	else
+		ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+
+	/*
+	 * SPI returns in its procedure's context, which lasts as long as the
+	 * CALL: what a batch allocates after its first statement (the next
+	 * statements' text, their results) would pile up there, batch after
+	 * batch.  Back to the caller's, the batch's.
+	 */
+	MemoryContextSwitchTo(cxt);
 
 	if (ret != expected)
 		elog(ERROR, "SPI_execute_with_args(\"%s\") failed: %s", sql, SPI_result_code_string(ret));
@@ -260,6 +372,67 @@ run_sql(const char *sql, int nargs, Oid *types, Datum *values, int expected)
 	return run_sql_nulls(sql, nargs, types, values, NULL, expected);
 }
 
+/*
+ * The same for the run's bookkeeping, whose statements are string
+ * constants: each is parsed and planned once per backend, not once per
+ * run (a nightly run of a small table is mostly its bookkeeping).  Keyed
+ * by the constant's address; the plan cache replans after DDL.
+ */
+#define SAVED_PLANS		16
+
+static struct
+{
+	const char *sql;
+	SPIPlanPtr	plan;
+}			saved_plans[SAVED_PLANS];
+
+static uint64
+run_saved_nulls(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
+				int expected)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	SPIPlanPtr	plan = NULL;
+	int			i;
+	int			ret;
+
+	for (i = 0; i < SAVED_PLANS && saved_plans[i].sql != NULL; i++)
+		if (saved_plans[i].sql == sql)
+		{
+			plan = saved_plans[i].plan;
+			break;
+		}
+	if (plan == NULL)
+	{
+		/* generic: planned once, not again for each run's values */
+		plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare_cursor(\"%s\") failed: %s", sql, SPI_result_code_string(SPI_result));
+		if (i < SAVED_PLANS && SPI_keepplan(plan) == 0)
+		{
+			saved_plans[i].sql = sql;
+			saved_plans[i].plan = plan;
+		}
+	}
+	if (SPI_tuptable != NULL)
+	{
+		SPI_freetuptable(SPI_tuptable);
+		SPI_tuptable = NULL;
+	}
+	ret = SPI_execute_plan(plan, values, nulls, false, 0);
+	MemoryContextSwitchTo(cxt); /* as run_sql_nulls() */
+	if (ret != expected)
+		elog(ERROR, "SPI_execute_plan(\"%s\") failed: %s", sql, SPI_result_code_string(ret));
+	if (plan != saved_plans[Min(i, SAVED_PLANS - 1)].plan)
+		SPI_freeplan(plan);
+	return SPI_processed;
+}
+
+static inline uint64
+run_saved(const char *sql, int nargs, Oid *types, Datum *values, int expected)
+{
+	return run_saved_nulls(sql, nargs, types, values, NULL, expected);
+}
+
 static Datum
 first_value(bool *isnull)
 {
@@ -270,8 +443,8 @@ first_value(bool *isnull)
 static void
 set_lock_timeout(void)
 {
-	run_sql(psprintf("SELECT pg_catalog.set_config('lock_timeout', '%dms', true)",
-					 retention_lock_timeout), 0, NULL, NULL, SPI_OK_SELECT);
+	(void) set_config_option("lock_timeout", psprintf("%dms", retention_lock_timeout),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 }
 
 /* rows per heap block of rel, from its statistics (a guess if never analyzed) */
@@ -408,13 +581,64 @@ sweep_row_args(Oid relid, bool has_holds, char **ended_at)
 	return row_args(relid, InvalidOid, has_holds, NULL, ended_at, true);
 }
 
-/* the WHERE clause of a batch: its block range, the prefilter, the state */
+/*
+ * The rows of a batch: its range of ended_at ($3 and $4), and for a batch
+ * that walks the heap, its block range.
+ */
+static char *
+batch_range(SweepLeaf *l)
+{
+	char	   *due = psprintf("x.%s %s $3 AND x.%s <= $4", l->ended_at,
+							   l->lo_incl ? ">=" : ">", l->ended_at);
+
+	if (l->plan->keyset)
+		return due;
+	return psprintf("x.ctid >= '(%u,0)'::tid AND x.ctid < '(%u,0)'::tid AND %s",
+					l->from, l->to, due);
+}
+
+/* the WHERE clause of a batch: its rows, the prefilter, the state */
 static char *
 batch_where(SweepLeaf *l, int state)
 {
-	return psprintf("x.ctid >= '(%u,0)'::tid AND x.ctid < '(%u,0)'::tid "
-					"AND x.%s <= $1 AND %s = %d",
-					l->from, l->to, l->ended_at, l->status_expr, state);
+	/* every row of the batch is fully due, as the fast path's partitions are */
+	if (l->by_bound && state == ROW_DELETE)
+		return psprintf("%s AND x.%s <= $1", batch_range(l), l->ended_at);
+	return psprintf("%s AND x.%s <= $1 AND %s = %d",
+					batch_range(l), l->ended_at, l->status_expr, state);
+}
+
+/*
+ * A keyset batch: the next batch_size rows of the range by ended_at, read
+ * from the btree on it (an index-only scan): the batch is (lo, hi], hi the
+ * ended_at of the last of them (its ties with it too), or the range's end.
+ */
+static void
+keyset_bound(SweepLeaf *l)
+{
+	bool		isnull;
+	int64		n;
+
+	run_sql(psprintf("SELECT count(*), max(s.e) FROM (SELECT x.%s AS e FROM %s x "
+					 "WHERE x.%s %s $1 AND x.%s <= $2 ORDER BY x.%s LIMIT %d) s",
+					 l->ended_at, l->qualified, l->ended_at, l->lo_incl ? ">=" : ">",
+					 l->ended_at, l->ended_at, l->run->batch_size),
+			2, (Oid[]) {l->maxcut_type, l->maxcut_type}, (Datum[]) {l->lo, l->range_hi},
+			SPI_OK_SELECT);
+	n = DatumGetInt64(first_value(&isnull));
+	l->examined = n;
+	if (n < l->run->batch_size)
+		l->hi = l->range_hi;
+	else
+	{
+		l->hi = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		/* the last one's ties are in the batch too: counted */
+		run_sql(psprintf("SELECT count(*) FROM %s x WHERE x.%s %s $1 AND x.%s <= $2",
+						 l->qualified, l->ended_at, l->lo_incl ? ">=" : ">", l->ended_at),
+				2, (Oid[]) {l->maxcut_type, l->maxcut_type}, (Datum[]) {l->lo, l->hi},
+				SPI_OK_SELECT);
+		l->examined = DatumGetInt64(first_value(&isnull));
+	}
 }
 
 /* -------------------------------------------------------------------------
@@ -446,8 +670,8 @@ static void
 batch_step(void *arg)
 {
 	SweepLeaf  *l = (SweepLeaf *) arg;
-	Oid			types[2] = {l->maxcut_type, TIMESTAMPTZOID};
-	Datum		values[2] = {l->maxcut, TimestampTzGetDatum(l->run->cutoff)};
+	Oid			types[4] = {l->maxcut_type, TIMESTAMPTZOID, l->maxcut_type, l->maxcut_type};
+	Datum		values[4];
 	SweepCounts *c = l->counts;
 	int64		skipped_before = c->skipped;
 	int64		anonymized_before = c->anonymized;
@@ -473,12 +697,29 @@ batch_step(void *arg)
 													  sweep_row_args(l->leaf, true, NULL)));
 	}
 	set_lock_timeout();
+	if (l->plan->keyset)
+		keyset_bound(l);
+
+	/*
+	 * Where nothing can keep a row of the batch (no hold, no consent, no
+	 * billing anchor, nothing kept anonymized) and its range ends before
+	 * every column's deadline, every row in it is fully due: the DELETE
+	 * needs no row test and there is nothing to anonymize.  Not when paced:
+	 * the row test is where the pacing waits.
+	 */
+	l->by_bound = !l->keep_anonymized && !l->has_holds && !l->has_marketing &&
+		!l->has_anchor && retention_max_wal_rate <= 0 &&
+		DatumGetTimestampTz(l->hi) <= l->plan->all_due;
+	values[0] = l->maxcut;
+	values[1] = TimestampTzGetDatum(l->run->cutoff);
+	values[2] = l->lo;
+	values[3] = l->hi;
 	/*
 	 * A batch's commit need not wait for its WAL to reach disk: after a
 	 * crash, a lost batch is only swept again (its log row goes with it).
 	 */
-	run_sql("SELECT pg_catalog.set_config('synchronous_commit', 'off', true)",
-			0, NULL, NULL, SPI_OK_SELECT);
+	(void) set_config_option("synchronous_commit", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	/*
 	 * The rules run in the expiry triggers: a session in replica mode too.
 	 * Set from C: the batch runs as the table's owner, who may not.
@@ -498,6 +739,8 @@ batch_step(void *arg)
 
 		if (state == ROW_DELETE && l->keep_anonymized)
 			continue;
+		if (state == ROW_ANONYMIZE && l->by_bound)
+			continue;
 		pace_active = retention_max_wal_rate > 0;
 		if (!l->skip_locked)
 		{
@@ -508,7 +751,7 @@ batch_step(void *arg)
 						   state == ROW_DELETE ? batch_where(l, state) : l->ended_at,
 						   l->ended_at, batch_where(l, state),
 						   returning ? " RETURNING x.ctid" : "");
-			n = run_sql(sql, 2, types, values, expected);
+			n = run_sql(sql, 4, types, values, expected);
 		}
 		else
 		{
@@ -516,7 +759,7 @@ batch_step(void *arg)
 			bool		isnull;
 
 			sql = psprintf("SELECT count(*) FROM %s x WHERE %s", l->qualified, batch_where(l, state));
-			run_sql(sql, 2, types, values, SPI_OK_SELECT);
+			run_sql(sql, 4, types, values, SPI_OK_SELECT);
 			candidates = DatumGetInt64(first_value(&isnull));
 			if (state == ROW_DELETE)
 				sql = psprintf("DELETE FROM %s y USING (SELECT x.ctid FROM %s x WHERE %s "
@@ -527,7 +770,7 @@ batch_step(void *arg)
 							   "FOR UPDATE OF x SKIP LOCKED) s WHERE y.ctid = s.ctid%s",
 							   l->qualified, l->ended_at, l->ended_at, l->qualified,
 							   batch_where(l, state), returning ? " RETURNING y.ctid" : "");
-			n = run_sql(sql, 2, types, values, expected);
+			n = run_sql(sql, 4, types, values, expected);
 			c->skipped += (int64) (candidates - Min(candidates, n));
 		}
 		pace_active = false;
@@ -552,12 +795,11 @@ batch_step(void *arg)
 		int64		in_range;
 		int64		unchanged = 0;
 		int64		moved_out = 0;
-		const char *range = psprintf("x.ctid >= '(%u,0)'::tid AND x.ctid < '(%u,0)'::tid",
-									 l->from, l->to);
+		const char *range = batch_range(l);
 
 		sql = psprintf("SELECT count(*) FROM %s x WHERE %s AND x.%s <= $1 AND %s IN (%d, %d)",
 					   l->qualified, range, l->ended_at, l->status_expr, ROW_ANONYMIZE, ROW_DELETE);
-		run_sql(sql, 2, types, values, SPI_OK_SELECT);
+		run_sql(sql, 4, types, values, SPI_OK_SELECT);
 		in_range = DatumGetInt64(first_value(&isnull));
 		/* rows locked by others were counted as skipped, not kept */
 		in_range -= Min(in_range, c->skipped - skipped_before);
@@ -565,10 +807,12 @@ batch_step(void *arg)
 		{
 			/* rows an UPDATE wrote back as they were (maybe to another block) */
 			sql = psprintf("SELECT count(*), count(*) FILTER (WHERE NOT (%s)) FROM %s x "
-						   "WHERE x.ctid = ANY ($3) AND %s IN (%d, %d)",
+						   "WHERE x.ctid = ANY ($5) AND %s IN (%d, %d)",
 						   range, l->qualified, l->status_expr, ROW_ANONYMIZE, ROW_DELETE);
-			run_sql(sql, 3, (Oid[]) {l->maxcut_type, TIMESTAMPTZOID, TIDARRAYOID},
-					(Datum[]) {l->maxcut, TimestampTzGetDatum(l->run->cutoff), updated},
+			run_sql(sql, 5, (Oid[]) {l->maxcut_type, TIMESTAMPTZOID, l->maxcut_type,
+						l->maxcut_type, TIDARRAYOID},
+					(Datum[]) {l->maxcut, TimestampTzGetDatum(l->run->cutoff), l->lo, l->hi,
+					updated},
 					SPI_OK_SELECT);
 			unchanged = DatumGetInt64(first_value(&isnull));
 			moved_out = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
@@ -583,7 +827,7 @@ batch_step(void *arg)
 		bool		isnull;
 
 		sql = psprintf("SELECT count(*) FROM %s x WHERE %s", l->qualified, batch_where(l, ROW_HELD));
-		run_sql(sql, 2, types, values, SPI_OK_SELECT);
+		run_sql(sql, 4, types, values, SPI_OK_SELECT);
 		c->held += DatumGetInt64(first_value(&isnull));
 	}
 }
@@ -685,6 +929,408 @@ fast_path_step(void *arg)
 }
 
 /* -------------------------------------------------------------------------
+ * What is due: the ranges of ended_at a leaf's sweep visits
+ * -------------------------------------------------------------------------
+ *
+ * A leaf's rows fall due as time passes, by ended_at: column i of a row is
+ * due once ended_at is at or before b_i(cutoff), the latest ended_at its
+ * purposes still keep.  A run that swept the leaf to the end, skipping
+ * nothing, records its cutoff P in retention.sweep_mark; the next run, at
+ * cutoff C, need only visit the rows with ended_at in (b_i(P), b_i(C)] for
+ * each column: the rest were seen by then and have nothing more due by
+ * time.  Rows that fall due for another reason are found by a full pass
+ * (every row up to maxcut, as a first sweep does):
+ *
+ *	- a full pass is requested (retention.request_full_sweep(): a hold
+ *	  released or shortened, a consent withdrawn, a window or regime
+ *	  changed, the table protected again);
+ *	- the rules the mark was computed by differ (columns, purposes, on_expiry,
+ *	  windows: the signature below);
+ *	- a hold's until or a consent's end, recorded with the mark, has passed;
+ *	- the table has a billing anchor (that deadline is not ended_at's).
+ *
+ * Each range is then refuted against the leaf's partition bound: a leaf
+ * that can hold nothing in any range is skipped without reading it.
+ */
+
+/*
+ * The latest ended_at at which column i of t is due at cut, as
+ * expiry_due_bound() counts it for the whole row; false when the column's
+ * deadline is not ended_at's (billing under a billing anchor).
+ */
+static bool
+column_due_bound(const RetentionTable *t, int i, const RetentionCutoffs *cut, TimestampTz *bound)
+{
+	TimestampTz b = DT_NOEND;
+	int			p;
+
+	for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
+	{
+		const RetentionRule *r;
+
+		if ((t->columns[i].purposes & PURPOSE_BIT(p)) == 0)
+			continue;
+		r = retention_rule(p);
+		/* what a consent keeps falls due by events: they ask for a full pass */
+		if (r->condition == RULE_CONSENT || r->condition == RULE_LOCATION_CONSENT)
+			continue;
+		if (r->billing_anchor && t->anchor != InvalidAttrNumber)
+			return false;
+
+		/*
+		 * A decree or the direction decides when the row is written (the
+		 * expiry triggers clear at once what they do not keep; rows stored
+		 * as written ask for a full pass): at the sweep, the rule's cutoff
+		 * is what moves.
+		 */
+		b = Min(b, cut->cutoff[p]);
+	}
+	/* kept under consent only (or for nothing): due when the call ends */
+	*bound = (b == DT_NOEND) ? cut->now : b;
+	return true;
+}
+
+/*
+ * The rules by which a leaf's rows fall due, as text: its columns and their
+ * purposes and methods, on_expiry, and each purpose's cutoff at a fixed
+ * moment (so a window or ceiling changed changes it).
+ */
+static char *
+rules_signature(const RetentionTable *t)
+{
+	RetentionCutoffs ref;
+	StringInfoData s;
+	int			i;
+
+	retention_cutoffs((TimestampTz) 0, &ref);
+	initStringInfo(&s);
+	appendStringInfo(&s, "e%d:%u a%d k%d m%d l%d o%d", t->ended_at, t->ended_at_type, t->anchor,
+					 t->keep_anonymized, t->has_marketing, t->has_location, t->originated);
+	for (i = 0; i < t->ncolumns; i++)
+		appendStringInfo(&s, " c%d:%x:%d", t->columns[i].attnum,
+						 (unsigned int) t->columns[i].purposes, (int) t->columns[i].method);
+	for (i = 0; i < RETENTION_NUM_PURPOSES; i++)
+		appendStringInfo(&s, " p" INT64_FORMAT, (int64) ref.cutoff[i]);
+	return s.data;
+}
+
+static int
+due_range_cmp(const void *a, const void *b)
+{
+	const DueRange *x = a;
+	const DueRange *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo ? 1 : 0;
+}
+
+/* "ended_at OP value" for the predicate prover */
+static Expr *
+ended_at_clause(const RetentionTable *t, int strategy, TimestampTz value)
+{
+	TypeCacheEntry *tc = lookup_type_cache(t->ended_at_type, TYPECACHE_BTREE_OPFAMILY);
+	Oid			op = get_opfamily_member(tc->btree_opf, t->ended_at_type, t->ended_at_type,
+										 strategy);
+
+	if (!OidIsValid(op))
+		return NULL;
+	return make_opclause(op, BOOLOID, false,
+						 (Expr *) makeVar(1, t->ended_at, t->ended_at_type, -1, InvalidOid, 0),
+						 (Expr *) makeConst(t->ended_at_type, -1, InvalidOid, sizeof(int64),
+											TimestampTzGetDatum(value), false, FLOAT8PASSBYVAL),
+						 InvalidOid, InvalidOid);
+}
+
+/* does the partition's bound prove that no row of it is in range r? */
+static bool
+range_refuted(const RetentionTable *t, List *partqual, const DueRange *r)
+{
+	Expr	   *le;
+	Expr	   *gt = NULL;
+
+	if (partqual == NIL)
+		return false;
+	le = ended_at_clause(t, BTLessEqualStrategyNumber, r->hi);
+	if (r->lo != DT_NOBEGIN)
+		gt = ended_at_clause(t, r->lo_incl ? BTGreaterEqualStrategyNumber :
+							 BTGreaterStrategyNumber, r->lo);
+	if (le == NULL)
+		return false;
+	return predicate_refuted_by(gt ? list_make2(le, gt) : list_make1(le), partqual, false);
+}
+
+/* a SQL literal of ended_at's type */
+static char *
+ended_at_literal(const RetentionTable *t, TimestampTz v)
+{
+	Oid			out;
+	bool		varlena;
+
+	getTypeOutputInfo(t->ended_at_type, &out, &varlena);
+	return psprintf("%s::%s", quote_literal_cstr(OidOutputFunctionCall(out, TimestampTzGetDatum(v))),
+					format_type_be(t->ended_at_type));
+}
+
+/* the planner's estimate of the rows sql returns */
+static double
+plan_rows(const char *sql)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	SPIPlanPtr	plan = SPI_prepare(sql, 0, NULL);
+	CachedPlan *cplan;
+	double		rows = 0;
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare(\"%s\") failed: %s", sql, SPI_result_code_string(SPI_result));
+	cplan = SPI_plan_get_cached_plan(plan);
+	if (cplan != NULL)
+	{
+		rows = linitial_node(PlannedStmt, cplan->stmt_list)->planTree->plan_rows;
+		ReleaseCachedPlan(cplan, NULL);
+	}
+	SPI_freeplan(plan);
+	MemoryContextSwitchTo(cxt); /* as run_sql_nulls() */
+	return rows;
+}
+
+/*
+ * How leaf is swept by this run: its ranges of ended_at, whether a btree
+ * or a BRIN on ended_at drives its batches, and the rows it will examine.
+ */
+static void
+plan_leaf(SweepRun *run, Oid leaf, SweepMark *mark, LeafPlan *lp)
+{
+	RetentionTable *t = retention_table(leaf);
+	RetentionCutoffs cut;
+	RetentionCutoffs prev;
+	TimestampTz maxcut;
+	TimestampTz widen = 0;
+	Relation	rel;
+	List	   *partqual;
+	ListCell   *lc;
+	int			i;
+	int			n;
+
+	memset(lp, 0, sizeof(*lp));
+	lp->leaf = leaf;
+	lp->mark = mark;
+	if (t->ended_at == InvalidAttrNumber || t->ncolumns == 0)
+		return;					/* sweep_leaf() says so, or has nothing to do */
+
+	retention_cutoffs(run->cutoff, &cut);
+	maxcut = retention_table_maxcut(t, &cut);
+	lp->signature = rules_signature(t);
+	/* fully due: ended_at at or before every column's deadline */
+	lp->all_due = DT_NOEND;
+	for (i = 0; i < t->ncolumns; i++)
+	{
+		TimestampTz b;
+
+		if (!column_due_bound(t, i, &cut, &b))
+			b = DT_NOBEGIN;
+		lp->all_due = Min(lp->all_due, b);
+	}
+	if (t->ended_at_type == TIMESTAMPOID && !TIMESTAMP_NOT_FINITE(lp->all_due))
+		lp->all_due -= (TimestampTz) 15 * USECS_PER_HOUR;	/* any zone */
+	/* a column without time zone: its values are instants in any zone */
+	if (t->ended_at_type == TIMESTAMPOID)
+		widen = (TimestampTz) 15 * USECS_PER_HOUR;
+
+	if (!run->marks)
+		lp->why_full = "the extension is not updated";
+	else if (mark == NULL || !mark->has_cutoff)
+		lp->why_full = "not swept to the end before";
+	else if (mark->requested)
+		lp->why_full = "a full pass was requested";
+	else if (mark->signature == NULL || strcmp(mark->signature, lp->signature) != 0)
+		lp->why_full = "the table's rules changed";
+	else if (mark->has_after && mark->full_pass_after <= run->cutoff)
+		lp->why_full = "a hold or a consent ended";
+	else if (mark->swept_cutoff > run->cutoff)
+		lp->why_full = "the last sweep's cutoff is later than this one's";
+
+	lp->ranges = palloc(sizeof(DueRange) * (t->ncolumns + 1));
+	n = 0;
+	if (lp->why_full == NULL)
+	{
+		retention_cutoffs(mark->swept_cutoff, &prev);
+		for (i = 0; i < t->ncolumns; i++)
+		{
+			TimestampTz from;
+			TimestampTz to;
+
+			if (!column_due_bound(t, i, &prev, &from) || !column_due_bound(t, i, &cut, &to))
+			{
+				lp->why_full = "the billing anchor's deadline is not ended_at's";
+				break;
+			}
+			if (from >= to)
+				continue;
+			lp->ranges[n].lo = TIMESTAMP_NOT_FINITE(from) ? from : from - widen;
+			lp->ranges[n].hi = Min(TIMESTAMP_NOT_FINITE(to) ? to : to + widen, maxcut);
+			lp->ranges[n].lo_incl = false;
+			if (lp->ranges[n].lo < lp->ranges[n].hi)
+				n++;
+		}
+		retention_cutoffs(run->cutoff, &cut);
+	}
+	if (lp->why_full != NULL)
+	{
+		lp->full_pass = true;
+		lp->ranges[0].lo = DT_NOBEGIN;
+		lp->ranges[0].hi = maxcut;
+		lp->ranges[0].lo_incl = true;
+		n = 1;
+	}
+	else if (n > 1)
+	{
+		/* merged: each row is visited once */
+		int			m = 0;
+
+		qsort(lp->ranges, n, sizeof(DueRange), due_range_cmp);
+		for (i = 1; i < n; i++)
+		{
+			if (lp->ranges[i].lo <= lp->ranges[m].hi)
+				lp->ranges[m].hi = Max(lp->ranges[m].hi, lp->ranges[i].hi);
+			else
+				lp->ranges[++m] = lp->ranges[i];
+		}
+		n = m + 1;
+	}
+
+	rel = relation_open(leaf, AccessShareLock);
+	partqual = rel->rd_rel->relispartition ? RelationGetPartitionQual(rel) : NIL;
+	lp->nranges = 0;
+	for (i = 0; i < n; i++)
+		if (!range_refuted(t, partqual, &lp->ranges[i]))
+			lp->ranges[lp->nranges++] = lp->ranges[i];
+	if (lp->nranges == 0)
+	{
+		lp->skip = true;
+		relation_close(rel, NoLock);
+		return;
+	}
+
+	/* a btree whose first column is ended_at, or a BRIN on it */
+	foreach(lc, RelationGetIndexList(rel))
+	{
+		Relation	ind = index_open(lfirst_oid(lc), AccessShareLock);
+		TypeCacheEntry *tc = lookup_type_cache(t->ended_at_type, TYPECACHE_BTREE_OPFAMILY);
+
+		if (ind->rd_index->indisvalid && ind->rd_index->indkey.values[0] == t->ended_at &&
+			RelationGetIndexPredicate(ind) == NIL)
+		{
+			if (ind->rd_rel->relam == BTREE_AM_OID && ind->rd_opfamily[0] == tc->btree_opf)
+				lp->keyset = true;
+			else if (ind->rd_rel->relam == BRIN_AM_OID)
+				lp->brin = true;
+		}
+		index_close(ind, AccessShareLock);
+	}
+
+	if (lp->keyset)
+	{
+		char	   *q = qualified_name(leaf);
+		const char *col = quote_identifier(NameStr(TupleDescAttr(RelationGetDescr(rel),
+																 t->ended_at - 1)->attname));
+
+		for (i = 0; i < lp->nranges; i++)
+		{
+			DueRange   *r = &lp->ranges[i];
+
+			lp->estimate += plan_rows(psprintf("SELECT 1 FROM ONLY %s x WHERE %s x.%s <= %s",
+											   q, r->lo == DT_NOBEGIN ? "" :
+											   psprintf("x.%s %s %s AND", col, r->lo_incl ? ">=" : ">",
+														ended_at_literal(t, r->lo)),
+											   col, ended_at_literal(t, r->hi)));
+		}
+	}
+	else
+		lp->estimate = RelationGetNumberOfBlocks(rel) * rows_per_block(rel);
+	relation_close(rel, NoLock);
+}
+
+/* the marks of table relid's leaves, as the previous runs left them */
+static List *
+read_marks(Oid relid)
+{
+	List	   *marks = NIL;
+	uint64		i;
+
+	/* marks of relations no longer among its leaves go */
+	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+		run_saved("DELETE FROM retention.sweep_mark m WHERE m.root = $1::pg_catalog.regclass "
+				  "AND m.relid::oid NOT IN (SELECT p.relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) p "
+				  "UNION ALL SELECT $1)",
+				  1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)}, SPI_OK_DELETE);
+	run_saved("SELECT m.relid::oid, m.swept_cutoff, m.signature, m.requested_at, m.full_pass_after "
+			"FROM retention.sweep_mark m WHERE m.root = $1::pg_catalog.regclass",
+			1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(relid)}, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		SweepMark  *m = palloc0(sizeof(SweepMark));
+		bool		isnull;
+		Datum		d;
+
+		m->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		d = SPI_getbinval(tup, desc, 2, &isnull);
+		m->has_cutoff = !isnull;
+		m->swept_cutoff = isnull ? 0 : DatumGetTimestampTz(d);
+		m->signature = SPI_getvalue(tup, desc, 3);
+		d = SPI_getbinval(tup, desc, 4, &isnull);
+		m->requested = !isnull;
+		m->requested_at = isnull ? 0 : DatumGetTimestampTz(d);
+		d = SPI_getbinval(tup, desc, 5, &isnull);
+		m->has_after = !isnull;
+		m->full_pass_after = isnull ? 0 : DatumGetTimestampTz(d);
+		marks = lappend(marks, m);
+	}
+	return marks;
+}
+
+typedef struct MarkWrite
+{
+	SweepRun   *run;
+	Oid			root;
+	LeafPlan   *lp;
+	bool		has_marketing;
+} MarkWrite;
+
+/*
+ * The leaf was swept to the end, nothing skipped: record the run's cutoff,
+ * unless a full pass was requested since the leaf's mark was read, and
+ * when the next full pass falls due (a hold's until, a consent's end).
+ */
+static void
+mark_write_step(void *arg)
+{
+	MarkWrite  *mw = (MarkWrite *) arg;
+	SweepMark  *m = mw->lp->mark;
+
+	run_saved_nulls("INSERT INTO retention.sweep_mark AS m (relid, root, swept_cutoff, signature, full_pass_after) "
+				  "SELECT $1::pg_catalog.regclass, $2::pg_catalog.regclass, $3, $4, "
+				  "least((SELECT pg_catalog.min(h.until) FROM retention.hold h "
+				  "WHERE h.relid = $2::pg_catalog.regclass AND h.released_at IS NULL AND h.until > $3), "
+				  "CASE WHEN $6 THEN least((SELECT pg_catalog.min(least(c.valid_until, c.contract_end)) "
+				  "FROM retention.consent c WHERE c.withdrawn_at IS NULL "
+				  "AND least(c.valid_until, c.contract_end) > $3), "
+				  "(SELECT pg_catalog.min(l.valid_until) FROM retention.location_consent l "
+				  "WHERE l.withdrawn_at IS NULL AND l.suspended_at IS NULL AND l.valid_until > $3)) END) "
+				  "ON CONFLICT (relid) DO UPDATE SET root = excluded.root, swept_cutoff = excluded.swept_cutoff, "
+				  "signature = excluded.signature, full_pass_after = excluded.full_pass_after, "
+				  "requested_at = NULL, reason = NULL "
+				  "WHERE m.requested_at IS NOT DISTINCT FROM $5",
+				  6, (Oid[]) {OIDOID, OIDOID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, BOOLOID},
+				  (Datum[]) {ObjectIdGetDatum(mw->lp->leaf), ObjectIdGetDatum(mw->root),
+					  TimestampTzGetDatum(mw->run->cutoff), CStringGetTextDatum(mw->lp->signature),
+					  TimestampTzGetDatum(m && m->requested ? m->requested_at : 0),
+				  BoolGetDatum(mw->has_marketing)},
+				  m && m->requested ? "      " : "    n ",
+				  SPI_OK_INSERT);
+}
+
+/* -------------------------------------------------------------------------
  * A leaf relation
  * -------------------------------------------------------------------------
  */
@@ -702,7 +1348,7 @@ progress_step(void *arg)
 	Progress   *pr = (Progress *) arg;
 	SweepCounts *c = pr->counts;
 
-	run_sql("UPDATE retention.sweep_log SET phase = $2, rows_scanned = $3, rows_anonymized = $4, "
+	run_saved("UPDATE retention.sweep_log SET phase = $2, rows_scanned = $3, rows_anonymized = $4, "
 			"rows_deleted = $5, rows_held = $6, rows_skipped = $7, partitions_truncated = $8, "
 			"paused = $9 * interval '1 microsecond' WHERE id = $1",
 			9, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, INT8OID},
@@ -810,11 +1456,102 @@ leaf_triggers(Relation rel, bool *ours, bool *foreign)
 	}
 }
 
+/*
+ * One batch, committed: redone with SKIP LOCKED if it met a locked row.
+ * Whatever it allocates goes with batch_cxt: memory stays flat.  more says
+ * whether another batch of the leaf follows (for batch_delay).
+ */
+static ErrorData *
+run_batch(SweepLeaf *l, MemoryContext batch_cxt, int64 log_id)
+{
+	SweepRun   *run = l->run;
+	SweepCounts *counts = l->counts;
+	ErrorData  *edata;
+	MemoryContext oldcxt;
+
+	l->skip_locked = false;
+	MemoryContextReset(batch_cxt);
+	oldcxt = MemoryContextSwitchTo(batch_cxt);
+	generic_plans = true;
+	edata = retention_run_restricted(l->leaf_owner, batch_step, l);
+	if (edata != NULL && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+	{
+		/* someone holds a row: take what is free, the rest next time */
+		l->skip_locked = true;
+		edata = retention_run_restricted(l->leaf_owner, batch_step, l);
+	}
+	generic_plans = false;
+	pace_active = false;
+	counts->paused_us += pace_paused_us;
+	pace_paused_us = 0;
+	if (edata != NULL)
+	{
+		MemoryContextSwitchTo(oldcxt);
+		return edata;			/* allocated in batch_cxt, which stays until the run ends */
+	}
+	log_progress(run, log_id, "sweeping", counts);
+	MemoryContextSwitchTo(oldcxt);
+	sweep_commit(run);
+	return NULL;
+}
+
+/* between two batches: the pause, a cancel, the postmaster gone */
+static void
+between_batches(SweepLeaf *l, bool more)
+{
+	if (retention_batch_delay > 0 && more)
+		l->counts->paused_us += sweep_pause(retention_batch_delay);
+	CHECK_FOR_INTERRUPTS();
+
+	/*
+	 * A batch need not wait on a latch, so nothing else notices that the
+	 * postmaster is gone: a sweep that went on would keep the old server's
+	 * shared memory in use and its restart refused.
+	 */
+	if (!PostmasterIsAlive())
+		ereport(FATAL,
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("terminating sweep due to unexpected postmaster exit")));
+}
+
+typedef struct BrinBlocks
+{
+	SweepLeaf  *l;
+	BlockNumber step;
+	List	   *chunks;			/* of block ranges of step blocks, as int */
+} BrinBlocks;
+
+/*
+ * The block ranges of step blocks that hold a row in the leaf's ranges of
+ * ended_at, by a bitmap scan of its BRIN: only those are walked.
+ */
+static void
+brin_chunks_step(void *arg)
+{
+	BrinBlocks *bb = (BrinBlocks *) arg;
+	SweepLeaf  *l = bb->l;
+	uint64		i;
+
+	run_sql(psprintf("SELECT DISTINCT ((x.ctid::text::point)[0] / %u)::int8 AS c FROM %s x "
+					 "WHERE x.%s %s $1 AND x.%s <= $2 ORDER BY c",
+					 bb->step, l->qualified, l->ended_at, l->lo_incl ? ">=" : ">", l->ended_at),
+			2, (Oid[]) {l->maxcut_type, l->maxcut_type}, (Datum[]) {l->lo, l->hi}, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		bb->chunks = lappend_int(bb->chunks,
+								 (int) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+																   SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+}
+
 /* returns NULL, or the error that stopped this leaf */
 static ErrorData *
-sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
+sweep_leaf(SweepRun *run, Oid root, LeafPlan *lp, bool has_holds, int64 log_id,
 		   SweepCounts *counts)
 {
+	Oid			leaf = lp->leaf;
 	SweepLeaf	l;
 	Relation	rel;
 	BlockNumber nblocks;
@@ -824,8 +1561,17 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 	ErrorData  *edata;
 	bool		is_partition;
 	MemoryContext batch_cxt;
+	int64		skipped_before = counts->skipped;
+	int64		kept_before = counts->kept;
+	bool		marked;
+	bool		has_marketing;
+	int			r;
 
+	/* its bound proves nothing in it due since the last sweep: not opened */
+	if (lp->skip)
+		return NULL;
 	memset(&l, 0, sizeof(l));
+	l.plan = lp;
 	l.cxt = CurrentMemoryContext;
 	l.run = run;
 	l.root = root;
@@ -840,6 +1586,11 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 				 errmsg("protected table \"%s\" has no usable ended_at column", get_rel_name(leaf))));
 	if (l.t->ncolumns == 0)
 		return NULL;
+	marked = run->marks && l.t->anchor == InvalidAttrNumber;
+	/* kept under a consent, marketing's or location's */
+	has_marketing = expiry_has_consents(l.t);
+	l.has_marketing = has_marketing;
+	l.has_anchor = l.t->anchor != InvalidAttrNumber;
 	retention_cutoffs(run->cutoff, &cut);
 	l.maxcut = TimestampTzGetDatum(retention_table_maxcut(l.t, &cut));
 	l.maxcut_type = l.t->ended_at_type;
@@ -894,6 +1645,13 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 			counts->truncated++;
 			log_progress(run, log_id, "fast path", counts);
 			sweep_commit(run);
+			if (marked)
+			{
+				MarkWrite	mw = {run, root, lp, has_marketing};
+
+				run_as_owner(run, mark_write_step, &mw);
+				sweep_commit(run);
+			}
 			return NULL;
 		}
 		if (edata != NULL && edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
@@ -905,46 +1663,82 @@ sweep_leaf(SweepRun *run, Oid root, Oid leaf, bool has_holds, int64 log_id,
 
 	/* whatever a batch allocates goes with it: memory stays flat */
 	batch_cxt = AllocSetContextCreate(l.cxt, "retention sweep batch", ALLOCSET_DEFAULT_SIZES);
-	step = (BlockNumber) Max(1.0, run->batch_size / Max(per_block, 1.0));
-	for (l.from = 0; l.from < nblocks; l.from = l.to)
+	if (lp->keyset)
 	{
-		MemoryContext oldcxt;
-
-		l.to = Min(nblocks, l.from + step);
-		l.skip_locked = false;
-		MemoryContextReset(batch_cxt);
-		oldcxt = MemoryContextSwitchTo(batch_cxt);
-		edata = retention_run_restricted(l.leaf_owner, batch_step, &l);
-		if (edata != NULL && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		/* batches of batch_size rows by ended_at, from its btree */
+		for (r = 0; r < lp->nranges; r++)
 		{
-			/* someone holds a row: take what is free, the rest next time */
-			l.skip_locked = true;
-			edata = retention_run_restricted(l.leaf_owner, batch_step, &l);
-		}
-		pace_active = false;
-		counts->paused_us += pace_paused_us;
-		pace_paused_us = 0;
-		MemoryContextSwitchTo(oldcxt);
-		if (edata != NULL)
-			return edata;		/* allocated in batch_cxt, which stays until the run ends */
-		counts->scanned += (int64) ((l.to - l.from) * per_block);
-		oldcxt = MemoryContextSwitchTo(batch_cxt);
-		log_progress(run, log_id, "sweeping", counts);
-		MemoryContextSwitchTo(oldcxt);
-		sweep_commit(run);
-		if (retention_batch_delay > 0 && l.to < nblocks)
-			counts->paused_us += sweep_pause(retention_batch_delay);
-		CHECK_FOR_INTERRUPTS();
+			l.lo = TimestampTzGetDatum(lp->ranges[r].lo);
+			l.lo_incl = lp->ranges[r].lo_incl;
+			l.range_hi = TimestampTzGetDatum(lp->ranges[r].hi);
+			for (;;)
+			{
+				bool		last;
 
+				edata = run_batch(&l, batch_cxt, log_id);
+				if (edata != NULL)
+					return edata;
+				counts->scanned += l.examined;
+				last = DatumGetTimestampTz(l.hi) >= DatumGetTimestampTz(l.range_hi);
+				between_batches(&l, !last || r + 1 < lp->nranges);
+				if (last)
+					break;
+				l.lo = l.hi;
+				l.lo_incl = false;
+			}
+		}
+	}
+	else
+	{
 		/*
-		 * A batch need not wait on a latch, so nothing else notices that
-		 * the postmaster is gone: a sweep that went on would keep the old
-		 * server's shared memory in use and its restart refused.
+		 * Block ranges of batch_size rows, with the ranges of ended_at as a
+		 * prefilter; with a BRIN on ended_at, only those that hold some.
 		 */
-		if (!PostmasterIsAlive())
-			ereport(FATAL,
-					(errcode(ERRCODE_ADMIN_SHUTDOWN),
-					 errmsg("terminating sweep due to unexpected postmaster exit")));
+		List	   *chunks = NIL;
+		ListCell   *lc;
+
+		l.lo = TimestampTzGetDatum(lp->ranges[0].lo);
+		l.lo_incl = lp->ranges[0].lo_incl;
+		l.hi = TimestampTzGetDatum(lp->ranges[lp->nranges - 1].hi);
+		step = (BlockNumber) Max(1.0, run->batch_size / Max(per_block, 1.0));
+		if (lp->brin)
+		{
+			BrinBlocks	bb = {&l, step, NIL};
+
+			edata = retention_run_restricted(l.leaf_owner, brin_chunks_step, &bb);
+			if (edata != NULL)
+				return edata;
+			chunks = bb.chunks;
+		}
+		else
+		{
+			BlockNumber b;
+
+			for (b = 0; b < nblocks; b += step)
+				chunks = lappend_int(chunks, (int) (b / step));
+		}
+		foreach(lc, chunks)
+		{
+			l.from = (BlockNumber) lfirst_int(lc) * step;
+			l.to = Min(nblocks, l.from + step);
+			if (l.from >= nblocks)
+				break;
+			edata = run_batch(&l, batch_cxt, log_id);
+			if (edata != NULL)
+				return edata;
+			counts->scanned += (int64) ((l.to - l.from) * per_block);
+			between_batches(&l, lnext(chunks, lc) != NULL);
+		}
+	}
+	MemoryContextDelete(batch_cxt);
+
+	/* swept to the end, nothing skipped: the next run starts from here */
+	if (marked && counts->skipped == skipped_before && counts->kept == kept_before)
+	{
+		MarkWrite	mw = {run, root, lp, has_marketing};
+
+		/* committed with what comes next: the next leaf's batch, the log */
+		run_as_owner(run, mark_write_step, &mw);
 	}
 	return NULL;
 }
@@ -1020,7 +1814,7 @@ insert_log(SweepRun *run, Oid relid, const char *status, const char *error, int6
 {
 	bool		isnull;
 
-	run_sql_nulls("INSERT INTO retention.sweep_log (run_id, relid, started_at, cutoff, status, phase, "
+	run_saved_nulls("INSERT INTO retention.sweep_log (run_id, relid, started_at, cutoff, status, phase, "
 			"rows_estimate, run_by, error, finished_at) "
 			"SELECT $1, $2, clock_timestamp(), $3, $4, 'starting', $7, $5, $6, "
 			"CASE WHEN $4 <> 'running' THEN clock_timestamp() END RETURNING id",
@@ -1041,50 +1835,51 @@ typedef struct TableStart
 	Oid			relid;
 	int64		log_id;
 	bool		has_holds;
-	List	   *leaves;
+	List	   *plans;			/* of LeafPlan: the leaves, and how each is swept */
 } TableStart;
-
-/* the rows a sweep of the leaves will read, as progress counts them */
-static int64
-estimate_rows(List *leaves)
-{
-	ListCell   *lc;
-	double		rows = 0;
-
-	foreach(lc, leaves)
-	{
-		Relation	rel = relation_open(lfirst_oid(lc), AccessShareLock);
-
-		rows += RelationGetNumberOfBlocks(rel) * rows_per_block(rel);
-		relation_close(rel, NoLock);
-	}
-	return (int64) rows;
-}
 
 static void
 table_start_step(void *arg)
 {
 	TableStart *ts = (TableStart *) arg;
+	List	   *leaves = NIL;
+	List	   *marks = NIL;
+	ListCell   *lc;
+	double		estimate = 0;
 
 	/* an earlier run that left its row 'running' did not finish */
-	run_sql("UPDATE retention.sweep_log SET status = 'interrupted', "
+	run_saved("UPDATE retention.sweep_log SET status = 'interrupted', "
 			"error = 'the run ended before this table was done (server stop, crash or cancel)' "
 			"WHERE relid = $1 AND status = 'running'",
 			1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(ts->relid)}, SPI_OK_UPDATE);
 	/* the relations that hold rows: the table, or its leaf partitions */
 	if (get_rel_relkind(ts->relid) == RELKIND_PARTITIONED_TABLE)
 	{
-		ListCell   *lc;
-
 		foreach(lc, find_all_inheritors(ts->relid, AccessShareLock, NULL))
 			if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_RELATION)
-				ts->leaves = lappend_oid(ts->leaves, lfirst_oid(lc));
+				leaves = lappend_oid(leaves, lfirst_oid(lc));
 	}
 	else
-		ts->leaves = list_make1_oid(ts->relid);
+		leaves = list_make1_oid(ts->relid);
+	if (ts->run->marks && !ts->run->dry_run)
+		marks = read_marks(ts->relid);
+
+	/* what each leaf's sweep will visit, and the rows it will examine */
+	foreach(lc, leaves)
+	{
+		LeafPlan   *lp = palloc(sizeof(LeafPlan));
+		SweepMark  *mark = NULL;
+		ListCell   *mc;
+
+		foreach(mc, marks)
+			if (((SweepMark *) lfirst(mc))->relid == lfirst_oid(lc))
+				mark = (SweepMark *) lfirst(mc);
+		plan_leaf(ts->run, lfirst_oid(lc), mark, lp);
+		estimate += lp->estimate;
+		ts->plans = lappend(ts->plans, lp);
+	}
 	if (!ts->run->dry_run)
-		ts->log_id = insert_log(ts->run, ts->relid, "running", NULL,
-								estimate_rows(ts->leaves));
+		ts->log_id = insert_log(ts->run, ts->relid, "running", NULL, (int64) estimate);
 
 	ts->has_holds = retention_table_has_holds(ts->relid, ts->run->cutoff, true);
 }
@@ -1106,7 +1901,7 @@ table_finish_step(void *arg)
 	SweepCounts *c = tf->counts;
 	const char *status = tf->edata ? "failed" : "done";
 
-	run_sql_nulls("UPDATE retention.sweep_log SET status = $2, phase = NULL, "
+	run_saved_nulls("UPDATE retention.sweep_log SET status = $2, phase = NULL, "
 				  "finished_at = clock_timestamp(), rows_anonymized = $3, rows_deleted = $4, "
 				  "rows_held = $5, rows_skipped = $6, partitions_truncated = $7, "
 				  "rows_scanned = greatest(rows_scanned, $8), error = $9, "
@@ -1120,7 +1915,7 @@ table_finish_step(void *arg)
 				  Int64GetDatum(c->paused_us)},
 				  tf->edata ? "          " : "        n ",
 				  SPI_OK_UPDATE);
-	run_sql("SELECT retention._audit('sweep', $1, "
+	run_saved("SELECT retention._audit('sweep', $1, "
 			"jsonb_build_object('run', $2, 'cutoff', $3, 'anonymized', $4, 'deleted', $5, "
 			"'held', $6, 'skipped', $7, 'status', $8))",
 			8, (Oid[]) {TEXTOID, INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID},
@@ -1164,7 +1959,7 @@ sweep_table(SweepRun *run, Oid relid)
 		if (!run->dry_run)
 		{
 			run_as_owner(run, skipped_step, &ts);
-			sweep_commit(run);
+			sweep_commit_ext(run, true);
 		}
 		return;
 	}
@@ -1179,9 +1974,10 @@ sweep_table(SweepRun *run, Oid relid)
 								  "Nothing was swept.  See retention.report() and docs/citus.md.");
 		if (edata == NULL)
 		{
-			foreach(lc, ts.leaves)
+			foreach(lc, ts.plans)
 			{
-				edata = sweep_leaf(run, relid, lfirst_oid(lc), ts.has_holds, ts.log_id, &counts);
+				edata = sweep_leaf(run, relid, (LeafPlan *) lfirst(lc), ts.has_holds, ts.log_id,
+								   &counts);
 				if (edata != NULL)
 					break;
 			}
@@ -1228,7 +2024,7 @@ sweep_table(SweepRun *run, Oid relid)
 								secs < 1 ? "less than a second" :
 								psprintf("%ld.%01d s", secs, usecs / 100000))));
 		}
-		sweep_commit(run);
+		sweep_commit_ext(run, true);
 	}
 	PG_FINALLY();
 	{
@@ -1236,6 +2032,61 @@ sweep_table(SweepRun *run, Oid relid)
 		unlock_table(run, relid);
 	}
 	PG_END_TRY();
+}
+
+/* -------------------------------------------------------------------------
+ * Rows stored as written
+ * -------------------------------------------------------------------------
+ */
+
+typedef struct AsWritten
+{
+	Oid			relid;
+	Oid			root;
+} AsWritten;
+
+static void
+as_written_step(void *arg)
+{
+	AsWritten  *aw = (AsWritten *) arg;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	run_sql("INSERT INTO retention.sweep_mark AS m (relid, root, requested_at, reason) "
+			"VALUES ($1::pg_catalog.regclass, $2::pg_catalog.regclass, pg_catalog.clock_timestamp(), "
+			"'rows stored as written (session_replication_role replica)') "
+			"ON CONFLICT (relid) DO UPDATE SET requested_at = excluded.requested_at, reason = excluded.reason",
+			2, (Oid[]) {OIDOID, OIDOID},
+			(Datum[]) {ObjectIdGetDatum(aw->relid), ObjectIdGetDatum(aw->root)}, SPI_OK_INSERT);
+	SPI_finish();
+}
+
+/*
+ * Rows of leaf relid (of protected table root) are being stored as they
+ * were written, by a session in replica mode (trigger.c): they may be due
+ * already, below the leaf's mark.  Its next sweep is a full pass: asked
+ * for once per transaction and relation, as the extension's owner.  A
+ * database still at 1.0 has no marks: nothing to ask.
+ */
+void
+retention_sweep_note_as_written(Oid relid, Oid root)
+{
+	static TransactionId noted_xid = InvalidTransactionId;
+	static Oid	noted_relid = InvalidOid;
+	AsWritten	aw = {relid, root};
+	ErrorData  *edata;
+
+	/* the note writes: from then on the transaction has an id */
+	if (TransactionIdIsValid(noted_xid) && GetTopTransactionIdIfAny() == noted_xid &&
+		relid == noted_relid)
+		return;
+	if (!OidIsValid(get_relname_relid("sweep_mark", retention_schema_oid(false))))
+		return;
+	edata = retention_run_as(retention_extension_owner(), as_written_step, &aw);
+	if (edata != NULL)
+		ReThrowError(edata);
+	noted_xid = GetTopTransactionIdIfAny();
+	noted_relid = relid;
 }
 
 /* -------------------------------------------------------------------------
@@ -1260,7 +2111,7 @@ run_start_step(void *arg)
 	uint64		i;
 
 	/* who sweeps: the role in effect (SET ROLE's; the worker's retention_sweeper) */
-	run_sql("SELECT pg_catalog.nextval('retention.sweep_run_seq'), "
+	run_saved("SELECT pg_catalog.nextval('retention.sweep_run_seq'), "
 			"$1 || coalesce(' (' || nullif(pg_catalog.current_setting('application_name'), '') || ')', '')",
 			1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false))},
 			SPI_OK_SELECT);
@@ -1268,11 +2119,12 @@ run_start_step(void *arg)
 	run->run_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
 
 	/* a database not yet updated from 1.0 locks as 1.0 does, too */
-	run_sql("SELECT e.extversion = '1.0' FROM pg_catalog.pg_extension e WHERE e.extname = 'retention'",
+	run_saved("SELECT e.extversion = '1.0' FROM pg_catalog.pg_extension e WHERE e.extname = 'retention'",
 			0, NULL, NULL, SPI_OK_SELECT);
 	run->legacy_locks = SPI_processed > 0 && DatumGetBool(first_value(&isnull));
+	run->marks = !run->legacy_locks;
 
-	run_sql("SELECT relid::oid FROM retention.protected_table "
+	run_saved("SELECT relid::oid FROM retention.protected_table "
 			"WHERE $1 = 0 OR relid::oid = $1 ORDER BY relid::oid",
 			1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(rs->relid)}, SPI_OK_SELECT);
 	if (OidIsValid(rs->relid) && SPI_processed == 0)
@@ -1353,6 +2205,7 @@ retention_sweep(PG_FUNCTION_ARGS)
 		retention_sweep_unheld_relid = InvalidOid;
 		pace_active = false;
 		pace_paused_us = 0;
+		generic_plans = false;
 	}
 	PG_END_TRY();
 

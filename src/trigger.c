@@ -64,6 +64,7 @@
 #include "utils/timestamp.h"
 
 #include "expiry.h"
+#include "sweep.h"
 
 PG_FUNCTION_INFO_V1(retention_expire_before);
 PG_FUNCTION_INFO_V1(retention_expire_after);
@@ -540,7 +541,13 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	newtuple = inserting ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
 
 	if (stored_as_written())
+	{
+		/* not swept since it was written: the next sweep must look at all */
+		t = retention_table(RelationGetRelid(rel));
+		if (OidIsValid(t->protected_relid))
+			retention_sweep_note_as_written(RelationGetRelid(rel), t->protected_relid);
 		return PointerGetDatum(newtuple);
+	}
 	t = retention_table(RelationGetRelid(rel));
 	if (!OidIsValid(t->protected_relid) || t->ncolumns == 0)
 		return PointerGetDatum(newtuple);
@@ -773,7 +780,13 @@ retention_expire_after(PG_FUNCTION_ARGS)
 	if (!inserting && RelationGetRelid(rel) == retention_fixup_relid)
 		return PointerGetDatum(NULL);
 	if (stored_as_written())
+	{
+		/* due as written (the trigger's WHEN): the next sweep must find it */
+		t = retention_table(RelationGetRelid(rel));
+		if (OidIsValid(t->protected_relid))
+			retention_sweep_note_as_written(RelationGetRelid(rel), t->protected_relid);
 		return PointerGetDatum(NULL);
+	}
 
 	t = retention_table(RelationGetRelid(rel));
 	if (!OidIsValid(t->protected_relid) || t->ncolumns == 0)
