@@ -155,11 +155,32 @@ extern TimestampTz retention_table_maxcut(const RetentionTable *t, const Retenti
 extern char *retention_row_args(Oid relid, Oid root, bool has_holds, const char *moment,
 								char **ended_at);
 
-/* trigger.c */
-extern bool retention_expiry_quiet;
-extern Oid	retention_fixup_relid;
-extern Oid	retention_sweep_unheld_relid;
-extern TimestampTz retention_sweep_now;
+/*
+ * trigger.c: the decision context, on whose behalf and as of when the
+ * expiry triggers decide.  A writer's statement decides as of its start
+ * and counts what it changes.  Retention's own work (a sweep, a subject's
+ * request, the fix-up of a row just written) pushes a context of its own
+ * for the statements it runs, and pops it when they are done, error or
+ * not; a transaction's abort drops what was left.
+ */
+typedef struct RetentionDecision
+{
+	TimestampTz moment;			/* decide as of this instant (a sweep's fixed
+								 * cutoff; DT_NOEND: a subject's request); 0:
+								 * as of each statement's start */
+	bool		quiet;			/* the caller counts what changes: the
+								 * triggers write no write_log row */
+	Oid			rewriting;		/* retention's own re-write of rows of this
+								 * relation: a write that changes nothing is
+								 * skipped, a value that rested is hashed */
+	Oid			unheld;			/* a relation the caller saw has no active
+								 * hold, while a lock keeps new ones out */
+	const struct RetentionDecision *outer;	/* the context pushed before */
+} RetentionDecision;
+
+extern const RetentionDecision *retention_decision(void);
+extern void retention_decision_push(RetentionDecision *d);
+extern void retention_decision_pop(RetentionDecision *d);
 extern SPIPlanPtr retention_fixup_plan(RetentionTable *t, Relation rel, bool delete);
 extern Oid	retention_extension_owner(void);
 

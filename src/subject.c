@@ -107,8 +107,7 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 	uint64		i,
 				nrows;
 	SPITupleTable *rows;
-	TimestampTz save_now = retention_sweep_now;
-	bool		save_quiet = retention_expiry_quiet;
+	RetentionDecision decision = {0, true, InvalidOid, InvalidOid, NULL};
 	int			nestlevel;
 	Oid			save_userid;
 	int			save_sec_context;
@@ -155,8 +154,9 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 	rows = SPI_tuptable;
 	nrows = SPI_processed;
 
-	retention_sweep_now = moment;
-	retention_expiry_quiet = true;
+	/* the rows are re-written as of moment, counted here */
+	decision.moment = moment;
+	retention_decision_push(&decision);
 	PG_TRY();
 	{
 		for (i = 0; i < nrows; i++)
@@ -223,7 +223,7 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 			}
 			else if (due != 0 && expiry_needs_work(t, due, fully_due, true, values, isnull, true))
 			{
-				retention_fixup_relid = leaf;
+				decision.rewriting = leaf;
 				/* the BEFORE UPDATE trigger applies the rules, as of the same moment */
 				SetUserIdAndSecContext(t->owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 									   SECURITY_RESTRICTED_OPERATION);
@@ -247,9 +247,7 @@ retention_anonymize_subscriber(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
-		retention_sweep_now = save_now;
-		retention_expiry_quiet = save_quiet;
-		retention_fixup_relid = InvalidOid;
+		retention_decision_pop(&decision);
 	}
 	PG_END_TRY();
 

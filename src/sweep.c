@@ -726,9 +726,6 @@ batch_step(void *arg)
 	 */
 	(void) set_config_option("session_replication_role", "origin", PGC_SUSET,
 							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
-	retention_fixup_relid = l->leaf;
-	/* no hold can appear before this batch commits: the trigger need not look */
-	retention_sweep_unheld_relid = l->has_holds ? InvalidOid : l->leaf;
 
 	for (i = 0; i < lengthof(states); i++)
 	{
@@ -781,7 +778,6 @@ batch_step(void *arg)
 		else
 			c->anonymized += n;
 	}
-	retention_sweep_unheld_relid = InvalidOid;
 
 	/*
 	 * A trigger of the table's own that fires before the row is changed can
@@ -1466,20 +1462,38 @@ run_batch(SweepLeaf *l, MemoryContext batch_cxt, int64 log_id)
 {
 	SweepRun   *run = l->run;
 	SweepCounts *counts = l->counts;
-	ErrorData  *edata;
+	ErrorData  *volatile edata;
 	MemoryContext oldcxt;
+	RetentionDecision d;
 
 	l->skip_locked = false;
 	MemoryContextReset(batch_cxt);
 	oldcxt = MemoryContextSwitchTo(batch_cxt);
 	generic_plans = true;
-	edata = retention_run_restricted(l->leaf_owner, batch_step, l);
-	if (edata != NULL && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+	/*
+	 * The batch re-writes the leaf's rows as of the run's cutoff; no hold
+	 * can appear before it commits, so where the table had none the trigger
+	 * need not look.
+	 */
+	d = *retention_decision();
+	d.rewriting = l->leaf;
+	d.unheld = l->has_holds ? InvalidOid : l->leaf;
+	retention_decision_push(&d);
+	PG_TRY();
 	{
-		/* someone holds a row: take what is free, the rest next time */
-		l->skip_locked = true;
 		edata = retention_run_restricted(l->leaf_owner, batch_step, l);
+		if (edata != NULL && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
+		{
+			/* someone holds a row: take what is free, the rest next time */
+			l->skip_locked = true;
+			edata = retention_run_restricted(l->leaf_owner, batch_step, l);
+		}
 	}
+	PG_FINALLY();
+	{
+		retention_decision_pop(&d);
+	}
+	PG_END_TRY();
 	generic_plans = false;
 	pace_active = false;
 	counts->paused_us += pace_paused_us;
@@ -2153,8 +2167,7 @@ retention_sweep(PG_FUNCTION_ARGS)
 	RunStart	start;
 	List	   *volatile tables = NIL;
 	ListCell   *lc;
-	TimestampTz save_now = retention_sweep_now;
-	bool		save_quiet = retention_expiry_quiet;
+	RetentionDecision decision = {0, true, InvalidOid, InvalidOid, NULL};
 
 	memset(&run, 0, sizeof(run));
 	run.nonatomic = fcinfo->context && IsA(fcinfo->context, CallContext) &&
@@ -2182,8 +2195,9 @@ retention_sweep(PG_FUNCTION_ARGS)
 	tables = start.tables;
 	sweep_commit(&run);
 
-	retention_sweep_now = run.cutoff;
-	retention_expiry_quiet = true;
+	/* every statement of the run decides as of its cutoff, counted by it */
+	decision.moment = run.cutoff;
+	retention_decision_push(&decision);
 	pace_reset();
 	PG_TRY();
 	{
@@ -2199,10 +2213,7 @@ retention_sweep(PG_FUNCTION_ARGS)
 	}
 	PG_FINALLY();
 	{
-		retention_sweep_now = save_now;
-		retention_expiry_quiet = save_quiet;
-		retention_fixup_relid = InvalidOid;
-		retention_sweep_unheld_relid = InvalidOid;
+		retention_decision_pop(&decision);
 		pace_active = false;
 		pace_paused_us = 0;
 		generic_plans = false;
@@ -2289,7 +2300,7 @@ retention_sweep_row(PG_FUNCTION_ARGS)
 	else
 		row.consent = PG_GETARG_BOOL(3);
 
-	retention_cutoffs(retention_sweep_now != 0 ? retention_sweep_now :
+	retention_cutoffs(retention_decision()->moment != 0 ? retention_decision()->moment :
 					  GetCurrentStatementStartTimestamp(), &cut);
 	due = expiry_due_columns(t, &cut, &row, &fully_due);
 	if (due == 0)

@@ -72,41 +72,52 @@ PG_FUNCTION_INFO_V1(retention_keep_before);
 PG_FUNCTION_INFO_V1(retention_due_at_write);
 PG_FUNCTION_INFO_V1(retention_tagged_columns);
 
-/*
- * Set while the AFTER trigger's own UPDATE runs (its BEFORE trigger then
- * counts nothing: the AFTER trigger does), and by sweep.c while it sweeps
- * (the sweep keeps its own counts).
- */
-bool		retention_expiry_quiet = false;
+/* a writer's: as of each statement, counted */
+static const RetentionDecision writer_decision = {0, false, InvalidOid, InvalidOid, NULL};
+static const RetentionDecision *current_decision = &writer_decision;
+static bool decision_callback_registered = false;
+
+/* an aborted transaction leaves no context pushed (the frames are gone) */
+static void
+decision_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		current_decision = &writer_decision;
+}
+
+const RetentionDecision *
+retention_decision(void)
+{
+	return current_decision;
+}
+
+void
+retention_decision_push(RetentionDecision *d)
+{
+	if (!decision_callback_registered)
+	{
+		RegisterXactCallback(decision_xact_callback, NULL);
+		decision_callback_registered = true;
+	}
+	d->outer = current_decision;
+	current_decision = d;
+}
 
 /*
- * The relation whose rows retention itself is re-writing ("UPDATE ... SET
- * ended_at = ended_at" from the AFTER trigger, the sweep or a subject's
- * request): there, an update that changes nothing is skipped, so that no
- * row version is written for nothing.
+ * Pop d, and whatever an error left pushed above it (never read: its
+ * frame may be gone), back to the context d was pushed on.
  */
-Oid			retention_fixup_relid = InvalidOid;
-
-/*
- * The relation a sweep batch is rewriting when the batch has seen that its
- * table has no active hold: there, the BEFORE UPDATE trigger need not look
- * holds up row by row (the sweep checked under the advisory lock that
- * hold() takes exclusively, so no hold can appear before the batch
- * commits; _sweep_row() decided without holds, and so does the trigger).
- */
-Oid			retention_sweep_unheld_relid = InvalidOid;
-
-/*
- * The moment decisions are taken for: the statement's start, unless a sweep
- * fixed its cutoff for the whole run.
- */
-TimestampTz retention_sweep_now = 0;
+void
+retention_decision_pop(RetentionDecision *d)
+{
+	current_decision = d->outer;
+}
 
 static TimestampTz
 decision_time(void)
 {
-	if (retention_sweep_now != 0)
-		return retention_sweep_now;
+	if (current_decision->moment != 0)
+		return current_decision->moment;
 	return GetCurrentStatementStartTimestamp();
 }
 
@@ -169,7 +180,7 @@ row_due(RetentionTable *t, const Datum *values, const bool *isnull,
 	due = expiry_due_columns(t, &cut, &row, fully_due);
 	if (due == 0)
 		return 0;
-	expiry_lookup_row(t, values, isnull, &row, t->relid != retention_sweep_unheld_relid,
+	expiry_lookup_row(t, values, isnull, &row, t->relid != current_decision->unheld,
 					  expiry_has_consents(t));
 	return expiry_due_columns(t, &cut, &row, fully_due);
 }
@@ -552,7 +563,7 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	if (!OidIsValid(t->protected_relid) || t->ncolumns == 0)
 		return PointerGetDatum(newtuple);
 
-	noop = (!inserting && RelationGetRelid(rel) == retention_fixup_relid) ?
+	noop = (!inserting && RelationGetRelid(rel) == current_decision->rewriting) ?
 		NULL : newtuple;
 	deform(newtuple, desc, &values, &isnull);
 	if (!inserting)
@@ -578,7 +589,7 @@ retention_expire_before(PG_FUNCTION_ARGS)
 
 	if (inserting && fully_due && !t->keep_anonymized)
 	{
-		if (!retention_expiry_quiet)
+		if (!current_decision->quiet)
 			write_log(t->protected_relid, "deleted", 1, NULL);
 		return PointerGetDatum(NULL);
 	}
@@ -591,14 +602,14 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	 * just inserted, or a write made from inside a sweep by the owner's own
 	 * trigger) is erased where its column would be hashed.
 	 */
-	may_hash = !inserting && retention_sweep_now != 0 &&
-		RelationGetRelid(rel) == retention_fixup_relid &&
+	may_hash = !inserting && current_decision->moment != 0 &&
+		RelationGetRelid(rel) == current_decision->rewriting &&
 		tuple_unchanged(trigdata->tg_trigtuple, desc, values, isnull);
 
 	replace = palloc0(sizeof(bool) * desc->natts);
 	if (!expiry_apply(t, due, fully_due, may_hash, values, isnull, replace))
 		return PointerGetDatum(noop);
-	if (!retention_expiry_quiet)
+	if (!current_decision->quiet)
 		write_log(t->protected_relid, "anonymized", 1, NULL);
 	return PointerGetDatum(heap_modify_tuple(newtuple, desc, values, isnull, replace));
 }
@@ -647,8 +658,6 @@ fixup_step(void *arg)
 	Datum		tid = PointerGetDatum(f->tid);
 	int			ret;
 
-	retention_expiry_quiet = true;
-	retention_fixup_relid = RelationGetRelid(f->rel);
 	SPI_connect();
 	ret = SPI_execute_plan(retention_fixup_plan(f->t, f->rel, f->delete), &tid, NULL, false, 1);
 	if (ret != (f->delete ? SPI_OK_DELETE : SPI_OK_UPDATE_RETURNING))
@@ -719,21 +728,26 @@ static bool
 fixup_row(RetentionTable *t, Relation rel, ItemPointer tid, bool delete)
 {
 	Fixup		f = {t, rel, tid, delete};
-	bool		save_quiet = retention_expiry_quiet;
-	Oid			save_fixup = retention_fixup_relid;
-	TimestampTz save_now = retention_sweep_now;
-	ErrorData  *edata;
+	ErrorData  *volatile edata;
 
 	/*
 	 * A row written now, even from inside a sweep (by a trigger of the
 	 * owner's), is decided as of its statement, as any write is, and is
-	 * no sweep's re-write of a stored row: nothing of it is hashed.
+	 * no sweep's re-write of a stored row: nothing of it is hashed.  The
+	 * AFTER trigger counts it: its BEFORE trigger does not.
 	 */
-	retention_sweep_now = 0;
-	edata = retention_run_restricted(t->owner, fixup_step, &f);
-	retention_expiry_quiet = save_quiet;
-	retention_fixup_relid = save_fixup;
-	retention_sweep_now = save_now;
+	RetentionDecision d = {0, true, RelationGetRelid(rel), current_decision->unheld, NULL};
+
+	retention_decision_push(&d);
+	PG_TRY();
+	{
+		edata = retention_run_restricted(t->owner, fixup_step, &f);
+	}
+	PG_FINALLY();
+	{
+		retention_decision_pop(&d);
+	}
+	PG_END_TRY();
 	if (edata == NULL)
 		return true;
 
@@ -777,7 +791,7 @@ retention_expire_after(PG_FUNCTION_ARGS)
 	tuple = inserting ? trigdata->tg_trigtuple : trigdata->tg_newtuple;
 
 	/* retention's own re-write of a row: whoever issued it decides the rest */
-	if (!inserting && RelationGetRelid(rel) == retention_fixup_relid)
+	if (!inserting && RelationGetRelid(rel) == current_decision->rewriting)
 		return PointerGetDatum(NULL);
 	if (stored_as_written())
 	{
@@ -820,12 +834,12 @@ retention_expire_after(PG_FUNCTION_ARGS)
 
 	if (fully_due && !t->keep_anonymized)
 	{
-		if (fixup_row(t, rel, &tuple->t_self, true) && !retention_expiry_quiet)
+		if (fixup_row(t, rel, &tuple->t_self, true) && !current_decision->quiet)
 			write_log(t->protected_relid, "deleted", 1, NULL);
 	}
 	else if (inserting && expiry_needs_work(t, due, fully_due, false, values, isnull, true))
 	{
-		if (fixup_row(t, rel, &tuple->t_self, false) && !retention_expiry_quiet)
+		if (fixup_row(t, rel, &tuple->t_self, false) && !current_decision->quiet)
 			write_log(t->protected_relid, "anonymized", 1, NULL);
 	}
 	return PointerGetDatum(NULL);
