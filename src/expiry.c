@@ -33,7 +33,9 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "expiry.h"
@@ -289,6 +291,63 @@ timestamp_value(Oid type, Datum d)
 	if (type == TIMESTAMPOID)
 		return retention_timestamp_to_tz(DatumGetTimestamp(d));
 	return DatumGetTimestampTz(d);
+}
+
+/*
+ * expiry_row_from_args: the arguments of retention._sweep_row() and
+ * retention._column_states() (tableoid, ended_at, billing_anchor, consent,
+ * hold, VARIADIC the tagged values in t's column order, then the
+ * originated column's value where t has one) as a row's facts, and its
+ * tagged values laid out by attribute number for the rules.  Consent and
+ * holds are the caller's (their arguments mean different things to each).
+ * Returns false for a row in progress (ended_at NULL).  The anchors'
+ * argument types are cached in fn_extra.
+ */
+bool
+expiry_row_from_args(FunctionCallInfo fcinfo, const RetentionTable *t, RetentionRow *row,
+					 Datum **values, bool **isnull)
+{
+	Oid		   *types = (Oid *) fcinfo->flinfo->fn_extra;
+	int			natts = 0;
+	int			i;
+
+	if (types == NULL)
+	{
+		types = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid) * 3);
+		types[1] = get_fn_expr_argtype(fcinfo->flinfo, 1);
+		types[2] = get_fn_expr_argtype(fcinfo->flinfo, 2);
+		fcinfo->flinfo->fn_extra = types;
+	}
+
+	/* the tagged values, laid out by attribute number */
+	for (i = 0; i < t->ncolumns; i++)
+		natts = Max(natts, t->columns[i].attnum);
+	*values = palloc0(sizeof(Datum) * Max(natts, 1));
+	*isnull = palloc(sizeof(bool) * Max(natts, 1));
+	memset(*isnull, true, sizeof(bool) * Max(natts, 1));
+	for (i = 0; i < t->ncolumns; i++)
+	{
+		AttrNumber	a = t->columns[i].attnum;
+
+		(*isnull)[a - 1] = PG_ARGISNULL(5 + i);
+		if (!PG_ARGISNULL(5 + i))
+			(*values)[a - 1] = PG_GETARG_DATUM(5 + i);
+	}
+
+	memset(row, 0, sizeof(*row));
+	row->originated = (t->originated == InvalidAttrNumber ||
+					   (!PG_ARGISNULL(5 + t->ncolumns) && PG_GETARG_BOOL(5 + t->ncolumns)));
+	if (PG_ARGISNULL(1))
+		return false;
+	row->ended_at = (types[1] == TIMESTAMPOID) ?
+		retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(1)) : PG_GETARG_TIMESTAMPTZ(1);
+	if (!PG_ARGISNULL(2))
+	{
+		row->billing_anchor = (types[2] == TIMESTAMPOID) ?
+			retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(2)) : PG_GETARG_TIMESTAMPTZ(2);
+		row->has_anchor = true;
+	}
+	return true;
 }
 
 /*

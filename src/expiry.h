@@ -20,6 +20,7 @@
 #include "policy.h"
 
 #include "access/tupdesc.h"
+#include "fmgr.h"
 #include "executor/spi.h"
 #include "utils/relcache.h"
 #include "pgtime.h"
@@ -121,6 +122,8 @@ extern TimestampTz expiry_write_bound(const RetentionTable *t, const RetentionCu
 extern uint64 expiry_due_columns(const RetentionTable *t, const RetentionCutoffs *cut,
 								 const RetentionRow *row, bool *fully_due);
 
+extern bool expiry_row_from_args(FunctionCallInfo fcinfo, const RetentionTable *t,
+								 RetentionRow *row, Datum **values, bool **isnull);
 extern bool expiry_read_row(const RetentionTable *t, const Datum *values,
 							const bool *isnull, RetentionRow *row);
 extern void expiry_lookup_row(const RetentionTable *t, const Datum *values,

@@ -134,6 +134,8 @@ retention_column_states(PG_FUNCTION_ARGS)
 	int			i;
 	Datum	   *values;
 	bool	   *isnull;
+	Datum	   *rowvalues;
+	bool	   *rownulls;
 	int			natts = 0;
 
 	if (PG_ARGISNULL(0))
@@ -142,32 +144,14 @@ retention_column_states(PG_FUNCTION_ARGS)
 	if (!OidIsValid(t->protected_relid) || PG_NARGS() - 5 != expiry_row_nargs(t))
 		PG_RETURN_NULL();
 
-	memset(&row, 0, sizeof(row));
-	complete = !PG_ARGISNULL(1);
+	complete = expiry_row_from_args(fcinfo, t, &row, &rowvalues, &rownulls);
 	if (complete)
 	{
-		row.ended_at = instant_arg(fcinfo, 1);
-		if (!PG_ARGISNULL(2))
-		{
-			row.billing_anchor = instant_arg(fcinfo, 2);
-			row.has_anchor = true;
-		}
-		row.originated = (t->originated == InvalidAttrNumber ||
-						  (!PG_ARGISNULL(5 + t->ncolumns) && PG_GETARG_BOOL(5 + t->ncolumns)));
-		row.consent = !PG_ARGISNULL(3) && PG_GETARG_BOOL(3);
-		if (PG_ARGISNULL(3) && t->subscriber_index >= 0 &&
-			!PG_ARGISNULL(5 + t->subscriber_index))
-		{
-			/* the consents were left to C to look up (a location consent) */
-			Datum		sub = PG_GETARG_DATUM(5 + t->subscriber_index);
-			Datum	   *v = palloc0(sizeof(Datum) * t->subscriber);
-			bool	   *n = palloc(sizeof(bool) * t->subscriber);
-
-			memset(n, true, sizeof(bool) * t->subscriber);
-			v[t->subscriber - 1] = sub;
-			n[t->subscriber - 1] = false;
-			expiry_lookup_row(t, v, n, &row, false, true);
-		}
+		/* consents left to C to look up (a location consent) are NULL */
+		if (PG_ARGISNULL(3))
+			expiry_lookup_row(t, rowvalues, rownulls, &row, false, true);
+		else
+			row.consent = PG_GETARG_BOOL(3);
 		retention_cutoffs(GetCurrentStatementStartTimestamp(), &cut);
 		/* due without holds, then with them: the difference is what they hold */
 		due = expiry_due_columns(t, &cut, &row, &fully_due);
@@ -180,6 +164,7 @@ retention_column_states(PG_FUNCTION_ARGS)
 		}
 	}
 
+	natts = 0;
 	for (i = 0; i < t->ncolumns; i++)
 		natts = Max(natts, t->columns[i].attnum);
 	values = palloc0(sizeof(Datum) * natts);

@@ -2236,13 +2236,10 @@ retention_sweep_row(PG_FUNCTION_ARGS)
 	RetentionTable *t;
 	RetentionCutoffs cut;
 	RetentionRow row;
-	Oid		   *types;
 	Datum	   *values;
 	bool	   *isnull;
 	uint64		due;
 	bool		fully_due;
-	int			i;
-	int			natts;
 
 	/* a batch's rows are where its WAL comes from: pace them here */
 	if (pace_active)
@@ -2257,42 +2254,7 @@ retention_sweep_row(PG_FUNCTION_ARGS)
 						PG_NARGS() - 5, expiry_row_nargs(t)),
 				 errhint("Run the sweep again: the table changed while it ran.")));
 
-	types = (Oid *) fcinfo->flinfo->fn_extra;
-	if (types == NULL)
-	{
-		types = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid) * 3);
-		types[1] = get_fn_expr_argtype(fcinfo->flinfo, 1);
-		types[2] = get_fn_expr_argtype(fcinfo->flinfo, 2);
-		fcinfo->flinfo->fn_extra = types;
-	}
-
-	memset(&row, 0, sizeof(row));
-	row.originated = (t->originated == InvalidAttrNumber ||
-					  (!PG_ARGISNULL(5 + t->ncolumns) && PG_GETARG_BOOL(5 + t->ncolumns)));
-	row.ended_at = (types[1] == TIMESTAMPOID) ?
-		retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(1)) : PG_GETARG_TIMESTAMPTZ(1);
-	if (!PG_ARGISNULL(2))
-	{
-		row.billing_anchor = (types[2] == TIMESTAMPOID) ?
-			retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(2)) : PG_GETARG_TIMESTAMPTZ(2);
-		row.has_anchor = true;
-	}
-
-	/* the tagged values, laid out by attribute number for expiry.c */
-	natts = 0;
-	for (i = 0; i < t->ncolumns; i++)
-		natts = Max(natts, t->columns[i].attnum);
-	values = palloc0(sizeof(Datum) * natts);
-	isnull = palloc(sizeof(bool) * natts);
-	memset(isnull, true, sizeof(bool) * natts);
-	for (i = 0; i < t->ncolumns; i++)
-	{
-		AttrNumber	a = t->columns[i].attnum;
-
-		isnull[a - 1] = PG_ARGISNULL(5 + i);
-		if (!isnull[a - 1])
-			values[a - 1] = PG_GETARG_DATUM(5 + i);
-	}
+	(void) expiry_row_from_args(fcinfo, t, &row, &values, &isnull);
 
 	/* a sweep batch asks for the consent (NULL) and the hold (-1) to be looked up */
 	if (PG_ARGISNULL(3))
