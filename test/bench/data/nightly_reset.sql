@@ -3,7 +3,7 @@
 --
 -- The rows of :t_due due now are put back (whatever is left of them removed, the
 -- table vacuumed so that they go back where they were, then inserted as a
--- restore does, triggers off), and the marks of :t's leaves say that the
+-- restore does, in replica mode, from another session), and the marks of :t's leaves say that the
 -- last sweep ran before any of them was due (an hour before the first fell
 -- due), with no full pass asked for (the restore asks for one: these rows
 -- are last night's, not restored ones).  Both sides then start from the same table: the hand-written
@@ -14,10 +14,20 @@ SET client_min_messages = warning;
 SELECT now() - interval '1 year' AS reset_due \gset
 DELETE FROM :"t" WHERE ended_at <= :'reset_due';
 VACUUM :"t";
-BEGIN;
-SET LOCAL session_replication_role = replica;
-INSERT INTO :"t" SELECT * FROM :"t_due" WHERE ended_at <= :'reset_due';
-COMMIT;
+-- in a session of its own, kept for the run: setting
+-- session_replication_role flushes the session's plan cache, which a
+-- restore in another session does not do to the sweeper's
+SELECT NOT coalesce('nightly_reset' = ANY (dblink_get_connections()), false) AS reset_connect \gset
+\if :reset_connect
+SELECT dblink_connect('nightly_reset',
+					  format('dbname=%s host=%s port=%s user=%s', current_database(),
+							 split_part(current_setting('unix_socket_directories'), ',', 1),
+							 current_setting('port'), current_user)) AS reset_connected \gset
+\endif
+SELECT dblink_exec('nightly_reset',
+				   format('BEGIN; SET LOCAL session_replication_role = replica; '
+						  'INSERT INTO %I SELECT * FROM %I WHERE ended_at <= %L; COMMIT',
+						  :'t', :'t_due', :'reset_due')) AS reset_insert \gset
 UPDATE retention.sweep_mark SET swept_cutoff = :'t0'::timestamptz + interval '1 year' - interval '1 hour',
 	   requested_at = NULL, reason = NULL
  WHERE root = :'t'::regclass;
