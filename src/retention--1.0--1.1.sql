@@ -4480,6 +4480,20 @@ REVOKE ALL ON FUNCTION retention._sweep_drive_problems(regclass) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION retention._sweep_drive_problems(regclass) TO retention_admin;
 
 /*------------------------------------------------------------------------
+ * The sweep's fixed cost per run (issue 16)
+ *
+ * A nightly run of a table is mostly its bookkeeping.  The sweep's first
+ * sweep_log row of a table comes with its regime and cutoffs (sweep.c,
+ * insert_log(), from the same engine): retention._sweep_log_rules() fires
+ * only for a 'running' row inserted without them.
+ */
+DROP TRIGGER sweep_log_rules ON retention.sweep_log;
+CREATE TRIGGER sweep_log_rules
+	BEFORE INSERT ON retention.sweep_log
+	FOR EACH ROW WHEN (NEW.status = 'running' AND NEW.cutoffs IS NULL)
+	EXECUTE FUNCTION retention._sweep_log_rules();
+
+/*------------------------------------------------------------------------
  * Every search_path pinned with pg_temp last (issue 13, item 1)
  *
  * KEEP THIS SECTION LAST: it applies to every function defined above it,

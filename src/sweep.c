@@ -185,6 +185,9 @@ typedef struct LeafPlan
 	char	   *signature;		/* of the rules the ranges were computed by */
 	SweepMark  *mark;			/* or NULL */
 	double		estimate;		/* rows the sweep will examine */
+	bool		last;			/* the table's last leaf */
+	bool		mark_due;		/* swept to the end: its mark is written */
+	bool		has_marketing;	/* with the table's log row */
 } LeafPlan;
 
 /* one leaf relation being swept, and its statements */
@@ -378,7 +381,7 @@ run_sql(const char *sql, int nargs, Oid *types, Datum *values, int expected)
  * run (a nightly run of a small table is mostly its bookkeeping).  Keyed
  * by the constant's address; the plan cache replans after DDL.
  */
-#define SAVED_PLANS		16
+#define SAVED_PLANS		32
 
 static struct
 {
@@ -1453,14 +1456,12 @@ leaf_triggers(Relation rel, bool *ours, bool *foreign)
 }
 
 /*
- * One batch, committed: redone with SKIP LOCKED if it met a locked row.
- * Whatever it allocates goes with batch_cxt: memory stays flat.  more says
- * whether another batch of the leaf follows (for batch_delay).
+ * One batch, redone with SKIP LOCKED if it met a locked row; batch_done()
+ * commits it.  Whatever it allocates goes with batch_cxt: memory stays flat.
  */
 static ErrorData *
-run_batch(SweepLeaf *l, MemoryContext batch_cxt, int64 log_id)
+run_batch(SweepLeaf *l, MemoryContext batch_cxt)
 {
-	SweepRun   *run = l->run;
 	SweepCounts *counts = l->counts;
 	ErrorData  *volatile edata;
 	MemoryContext oldcxt;
@@ -1503,10 +1504,24 @@ run_batch(SweepLeaf *l, MemoryContext batch_cxt, int64 log_id)
 		MemoryContextSwitchTo(oldcxt);
 		return edata;			/* allocated in batch_cxt, which stays until the run ends */
 	}
-	log_progress(run, log_id, "sweeping", counts);
 	MemoryContextSwitchTo(oldcxt);
-	sweep_commit(run);
 	return NULL;
+}
+
+/*
+ * A batch done and counted: what the run did so far, for sweep_progress,
+ * committed.  After the table's last batch the final log row says it all,
+ * a moment later.
+ */
+static void
+batch_done(SweepLeaf *l, MemoryContext batch_cxt, int64 log_id, bool more)
+{
+	MemoryContext oldcxt = MemoryContextSwitchTo(batch_cxt);
+
+	if (more || !l->plan->last)
+		log_progress(l->run, log_id, "sweeping", l->counts);
+	MemoryContextSwitchTo(oldcxt);
+	sweep_commit(l->run);
 }
 
 /* between two batches: the pause, a cancel, the postmaster gone */
@@ -1689,11 +1704,12 @@ sweep_leaf(SweepRun *run, Oid root, LeafPlan *lp, bool has_holds, int64 log_id,
 			{
 				bool		last;
 
-				edata = run_batch(&l, batch_cxt, log_id);
+				edata = run_batch(&l, batch_cxt);
 				if (edata != NULL)
 					return edata;
 				counts->scanned += l.examined;
 				last = DatumGetTimestampTz(l.hi) >= DatumGetTimestampTz(l.range_hi);
+				batch_done(&l, batch_cxt, log_id, !last || r + 1 < lp->nranges);
 				between_batches(&l, !last || r + 1 < lp->nranges);
 				if (last)
 					break;
@@ -1737,22 +1753,25 @@ sweep_leaf(SweepRun *run, Oid root, LeafPlan *lp, bool has_holds, int64 log_id,
 			l.to = Min(nblocks, l.from + step);
 			if (l.from >= nblocks)
 				break;
-			edata = run_batch(&l, batch_cxt, log_id);
+			edata = run_batch(&l, batch_cxt);
 			if (edata != NULL)
 				return edata;
 			counts->scanned += (int64) ((l.to - l.from) * per_block);
+			batch_done(&l, batch_cxt, log_id, lnext(chunks, lc) != NULL);
 			between_batches(&l, lnext(chunks, lc) != NULL);
 		}
 	}
 	MemoryContextDelete(batch_cxt);
 
-	/* swept to the end, nothing skipped: the next run starts from here */
+	/*
+	 * Swept to the end, nothing skipped: the next run starts from here.
+	 * The mark is written with the table's final log row (a lost mark is
+	 * only a leaf visited again).
+	 */
 	if (marked && counts->skipped == skipped_before && counts->kept == kept_before)
 	{
-		MarkWrite	mw = {run, root, lp, has_marketing};
-
-		/* committed with what comes next: the next leaf's batch, the log */
-		run_as_owner(run, mark_write_step, &mw);
+		lp->mark_due = true;
+		lp->has_marketing = has_marketing;
 	}
 	return NULL;
 }
@@ -1823,15 +1842,35 @@ hold_lock_shared(SweepLeaf *l)
 	}
 }
 
+/*
+ * The table's sweep_log row.  A 'running' row is the run's first: one
+ * statement also marks an earlier run's row left 'running' interrupted,
+ * and records the regime in force and the cutoffs of the run's moment (the
+ * C engine's own, as retention._sweep_log_rules() would: its trigger fires
+ * only for rows inserted otherwise).  A database still at 1.0 has neither.
+ */
 static int64
 insert_log(SweepRun *run, Oid relid, const char *status, const char *error, int64 estimate)
 {
 	bool		isnull;
 
-	run_saved_nulls("INSERT INTO retention.sweep_log (run_id, relid, started_at, cutoff, status, phase, "
+	run_saved_nulls(run->legacy_locks ?
+			"WITH interrupted AS (UPDATE retention.sweep_log SET status = 'interrupted', "
+			"error = 'the run ended before this table was done (server stop, crash or cancel)' "
+			"WHERE relid = $2 AND status = 'running' AND $4 = 'running') "
+			"INSERT INTO retention.sweep_log (run_id, relid, started_at, cutoff, status, phase, "
 			"rows_estimate, run_by, error, finished_at) "
 			"SELECT $1, $2, clock_timestamp(), $3, $4, 'starting', $7, $5, $6, "
-			"CASE WHEN $4 <> 'running' THEN clock_timestamp() END RETURNING id",
+			"CASE WHEN $4 <> 'running' THEN clock_timestamp() END RETURNING id" :
+			"WITH interrupted AS (UPDATE retention.sweep_log SET status = 'interrupted', "
+			"error = 'the run ended before this table was done (server stop, crash or cancel)' "
+			"WHERE relid = $2 AND status = 'running' AND $4 = 'running') "
+			"INSERT INTO retention.sweep_log (run_id, relid, started_at, cutoff, status, phase, "
+			"rows_estimate, run_by, error, finished_at, regime, cutoffs) "
+			"SELECT $1, $2, clock_timestamp(), $3, $4, 'starting', $7, $5, $6, "
+			"CASE WHEN $4 <> 'running' THEN clock_timestamp() END, "
+			"CASE WHEN $4 = 'running' THEN retention.regime_in_force() END, "
+			"CASE WHEN $4 = 'running' THEN retention._cutoffs($3) END RETURNING id",
 			7, (Oid[]) {INT8OID, OIDOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, INT8OID},
 			(Datum[]) {Int64GetDatum(run->run_id), ObjectIdGetDatum(relid),
 				TimestampTzGetDatum(run->cutoff), CStringGetTextDatum(status),
@@ -1861,11 +1900,6 @@ table_start_step(void *arg)
 	ListCell   *lc;
 	double		estimate = 0;
 
-	/* an earlier run that left its row 'running' did not finish */
-	run_saved("UPDATE retention.sweep_log SET status = 'interrupted', "
-			"error = 'the run ended before this table was done (server stop, crash or cancel)' "
-			"WHERE relid = $1 AND status = 'running'",
-			1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(ts->relid)}, SPI_OK_UPDATE);
 	/* the relations that hold rows: the table, or its leaf partitions */
 	if (get_rel_relkind(ts->relid) == RELKIND_PARTITIONED_TABLE)
 	{
@@ -1892,6 +1926,9 @@ table_start_step(void *arg)
 		estimate += lp->estimate;
 		ts->plans = lappend(ts->plans, lp);
 	}
+	if (ts->plans != NIL)
+		((LeafPlan *) llast(ts->plans))->last = true;
+	/* and an earlier run that left its row 'running' did not finish */
 	if (!ts->run->dry_run)
 		ts->log_id = insert_log(ts->run, ts->relid, "running", NULL, (int64) estimate);
 
@@ -1905,6 +1942,7 @@ typedef struct TableFinish
 	int64		log_id;
 	SweepCounts *counts;
 	ErrorData  *edata;
+	List	   *plans;			/* of LeafPlan: the marks due */
 } TableFinish;
 
 /* the table's sweep_log row, final, and its audit row */
@@ -1914,30 +1952,39 @@ table_finish_step(void *arg)
 	TableFinish *tf = (TableFinish *) arg;
 	SweepCounts *c = tf->counts;
 	const char *status = tf->edata ? "failed" : "done";
+	ListCell   *lc;
 
-	run_saved_nulls("UPDATE retention.sweep_log SET status = $2, phase = NULL, "
+	/* the marks of the leaves swept to the end */
+	foreach(lc, tf->plans)
+	{
+		LeafPlan   *lp = (LeafPlan *) lfirst(lc);
+		MarkWrite	mw = {tf->run, tf->relid, lp, lp->has_marketing};
+
+		if (lp->mark_due)
+			mark_write_step(&mw);
+	}
+
+	/* one statement: the row final, and the audit entry */
+	run_saved_nulls("WITH final AS (UPDATE retention.sweep_log SET status = $2, phase = NULL, "
 				  "finished_at = clock_timestamp(), rows_anonymized = $3, rows_deleted = $4, "
 				  "rows_held = $5, rows_skipped = $6, partitions_truncated = $7, "
 				  "rows_scanned = greatest(rows_scanned, $8), error = $9, "
-				  "paused = $10 * interval '1 microsecond' WHERE id = $1",
-				  10, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, INT8OID, TEXTOID, INT8OID},
+				  "paused = $10 * interval '1 microsecond' WHERE id = $1) "
+				  "SELECT retention._audit('sweep', $11, "
+				  "jsonb_build_object('run', $12, 'cutoff', $13, 'anonymized', $3, 'deleted', $4, "
+				  "'held', $5, 'skipped', $6, 'status', $2))",
+				  13, (Oid[]) {INT8OID, TEXTOID, INT8OID, INT8OID, INT8OID, INT8OID, INT4OID, INT8OID, TEXTOID, INT8OID,
+					  TEXTOID, INT8OID, TIMESTAMPTZOID},
 				  (Datum[]) {Int64GetDatum(tf->log_id), CStringGetTextDatum(status),
 					  Int64GetDatum(c->anonymized), Int64GetDatum(c->deleted),
 					  Int64GetDatum(c->held), Int64GetDatum(c->skipped),
 					  Int32GetDatum(c->truncated), Int64GetDatum(c->scanned),
 					  tf->edata ? CStringGetTextDatum(tf->edata->message) : (Datum) 0,
-				  Int64GetDatum(c->paused_us)},
-				  tf->edata ? "          " : "        n ",
-				  SPI_OK_UPDATE);
-	run_saved("SELECT retention._audit('sweep', $1, "
-			"jsonb_build_object('run', $2, 'cutoff', $3, 'anonymized', $4, 'deleted', $5, "
-			"'held', $6, 'skipped', $7, 'status', $8))",
-			8, (Oid[]) {TEXTOID, INT8OID, TIMESTAMPTZOID, INT8OID, INT8OID, INT8OID, INT8OID, TEXTOID},
-			(Datum[]) {CStringGetTextDatum(qualified_name(tf->relid)), Int64GetDatum(tf->run->run_id),
-				TimestampTzGetDatum(tf->run->cutoff), Int64GetDatum(c->anonymized),
-				Int64GetDatum(c->deleted), Int64GetDatum(c->held),
-			Int64GetDatum(c->skipped), CStringGetTextDatum(status)},
-			SPI_OK_SELECT);
+					  Int64GetDatum(c->paused_us),
+					  CStringGetTextDatum(qualified_name(tf->relid)), Int64GetDatum(tf->run->run_id),
+				  TimestampTzGetDatum(tf->run->cutoff)},
+				  tf->edata ? "             " : "        n    ",
+				  SPI_OK_SELECT);
 }
 
 static void
@@ -2017,7 +2064,7 @@ sweep_table(SweepRun *run, Oid relid)
 							get_rel_name(relid), counts.anonymized, counts.deleted, counts.held)));
 		else
 		{
-			TableFinish tf = {run, relid, ts.log_id, &counts, edata};
+			TableFinish tf = {run, relid, ts.log_id, &counts, edata, ts.plans};
 
 			run_as_owner(run, table_finish_step, &tf);
 			if (edata)
@@ -2122,38 +2169,43 @@ run_start_step(void *arg)
 	RunStart   *rs = (RunStart *) arg;
 	SweepRun   *run = rs->run;
 	bool		isnull;
-	uint64		i;
+	Datum		d;
+	ArrayType  *arr;
+	Datum	   *oids;
+	int			n;
+	int			i;
 
-	/* who sweeps: the role in effect (SET ROLE's; the worker's retention_sweeper) */
-	run_saved("SELECT pg_catalog.nextval('retention.sweep_run_seq'), "
-			"$1 || coalesce(' (' || nullif(pg_catalog.current_setting('application_name'), '') || ')', '')",
-			1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false))},
+	/*
+	 * One statement: who sweeps (the role in effect: SET ROLE's, the
+	 * worker's retention_sweeper), whether the database is still at 1.0
+	 * (it then locks as 1.0 does, too), the tables, and the log pruned.
+	 */
+	run_saved("WITH pruned AS (DELETE FROM retention.sweep_log "
+			"WHERE $3 AND started_at < now() - $4 * interval '1 month') "
+			"SELECT pg_catalog.nextval('retention.sweep_run_seq'), "
+			"$1 || coalesce(' (' || nullif(pg_catalog.current_setting('application_name'), '') || ')', ''), "
+			"(SELECT e.extversion = '1.0' FROM pg_catalog.pg_extension e WHERE e.extname = 'retention'), "
+			"ARRAY(SELECT relid::oid FROM retention.protected_table "
+			"WHERE $2 = 0 OR relid::oid = $2 ORDER BY relid::oid)",
+			4, (Oid[]) {TEXTOID, OIDOID, BOOLOID, INT4OID},
+			(Datum[]) {CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false)),
+				ObjectIdGetDatum(rs->relid), BoolGetDatum(!run->dry_run),
+			Int32GetDatum(retention_log_keep)},
 			SPI_OK_SELECT);
 	run->run_id = DatumGetInt64(first_value(&isnull));
 	run->run_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
-
-	/* a database not yet updated from 1.0 locks as 1.0 does, too */
-	run_saved("SELECT e.extversion = '1.0' FROM pg_catalog.pg_extension e WHERE e.extname = 'retention'",
-			0, NULL, NULL, SPI_OK_SELECT);
-	run->legacy_locks = SPI_processed > 0 && DatumGetBool(first_value(&isnull));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull);
+	run->legacy_locks = !isnull && DatumGetBool(d);
 	run->marks = !run->legacy_locks;
-
-	run_saved("SELECT relid::oid FROM retention.protected_table "
-			"WHERE $1 = 0 OR relid::oid = $1 ORDER BY relid::oid",
-			1, (Oid[]) {OIDOID}, (Datum[]) {ObjectIdGetDatum(rs->relid)}, SPI_OK_SELECT);
-	if (OidIsValid(rs->relid) && SPI_processed == 0)
+	arr = DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	deconstruct_array(arr, OIDOID, sizeof(Oid), true, TYPALIGN_INT, &oids, NULL, &n);
+	if (OidIsValid(rs->relid) && n == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("table \"%s\" is not protected", get_rel_name(rs->relid)),
 				 errhint("Protect it first with retention.protect().")));
-	for (i = 0; i < SPI_processed; i++)
-		rs->tables = lappend_oid(rs->tables,
-								 DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-																SPI_tuptable->tupdesc, 1, &isnull)));
-
-	if (!run->dry_run)
-		run_sql(psprintf("DELETE FROM retention.sweep_log WHERE started_at < now() - interval '%d months'",
-						 retention_log_keep), 0, NULL, NULL, SPI_OK_DELETE);
+	for (i = 0; i < n; i++)
+		rs->tables = lappend_oid(rs->tables, DatumGetObjectId(oids[i]));
 }
 
 /*

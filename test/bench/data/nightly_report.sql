@@ -25,8 +25,9 @@ UPDATE :"t_base" SET caller = NULL, callee = NULL, imei = NULL, cell = NULL,
 :statio \gset b_
 \else
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)
-DELETE FROM :"t" WHERE ended_at <= now() - interval '1 year';
+DELETE FROM :"t_base" WHERE ended_at <= now() - interval '1 year';
 \endif
+\set statio 'SELECT sum(heap_blks_read) AS hr, sum(heap_blks_hit) AS hh, sum(idx_blks_read) AS ir, sum(idx_blks_hit) AS ih FROM pg_statio_user_tables WHERE relid IN (SELECT relid FROM pg_partition_tree(' :'t_base' ') UNION SELECT ' :'t_base' '::regclass)'
 :flush;
 SELECT pg_stat_clear_snapshot();
 :statio \gset a_
