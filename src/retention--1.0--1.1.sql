@@ -1587,23 +1587,13 @@ LANGUAGE C STABLE PARALLEL SAFE;
  */
 
 -- the expiry trigger functions, by identity
--- Floors (issue 15): BEFORE DELETE, refuses to delete a completed row that
--- holds a value a rule which must keep still keeps; the BEFORE UPDATE
--- trigger refuses to erase or change one, or to bring its deadline
--- forward (trigger.c)
-CREATE FUNCTION retention._keep_before()
-RETURNS trigger
-AS 'MODULE_PATHNAME', 'retention_keep_before'
-LANGUAGE C;
-
 CREATE FUNCTION retention._expiry_functions()
 RETURNS oid[]
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, retention, pg_temp
 AS $$
 	SELECT ARRAY['retention._expire_before()'::pg_catalog.regprocedure::pg_catalog.oid,
-				 'retention._expire_after()'::pg_catalog.regprocedure::pg_catalog.oid,
-				 'retention._keep_before()'::pg_catalog.regprocedure::pg_catalog.oid]
+				 'retention._expire_after()'::pg_catalog.regprocedure::pg_catalog.oid]
 $$;
 
 -- does a protected table have an AFTER trigger?  (_create_triggers' rule)
@@ -1651,9 +1641,7 @@ BEGIN
 					 ELSE CASE WHEN in_place THEN 'UPDATE' ELSE 'INSERT OR UPDATE' END END;
 	EXECUTE format('DROP TRIGGER IF EXISTS retention_expire_before ON %s', tbl);
 	EXECUTE format('DROP TRIGGER IF EXISTS retention_expire_after ON %s', tbl);
-	EXECUTE format('DROP TRIGGER IF EXISTS retention_keep_before ON %s', tbl);
-	EXECUTE format('CREATE TRIGGER retention_keep_before BEFORE DELETE ON %s '
-				   'FOR EACH ROW EXECUTE FUNCTION retention._keep_before()', tbl);
+
 	EXECUTE format('CREATE TRIGGER retention_expire_before BEFORE %s ON %s '
 				   'FOR EACH ROW EXECUTE FUNCTION retention._expire_before()',
 				   CASE WHEN in_place THEN 'INSERT OR UPDATE' ELSE 'UPDATE' END, tbl);
@@ -1663,7 +1651,7 @@ BEGIN
 					   after_on, tbl, prefilter);
 	END IF;
 	-- one statement: the guard sees both triggers as they end up
-	EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER retention_expire_before, ENABLE ALWAYS TRIGGER retention_keep_before%s', tbl,
+	EXECUTE format('ALTER TABLE %s ENABLE ALWAYS TRIGGER retention_expire_before%s', tbl,
 				   CASE WHEN after_on IS NOT NULL THEN ', ENABLE ALWAYS TRIGGER retention_expire_after' ELSE '' END);
 END
 $$;
@@ -1755,10 +1743,8 @@ AS $$
 			   LATERAL (VALUES ('retention._expire_before()'::pg_catalog.regprocedure::pg_catalog.oid,
 								'retention_expire_before'::name),
 							   ('retention._expire_after()'::pg_catalog.regprocedure::pg_catalog.oid,
-								'retention_expire_after'::name),
-							   ('retention._keep_before()'::pg_catalog.regprocedure::pg_catalog.oid,
-								'retention_keep_before'::name)) f(fn, name)
-		 WHERE f.name <> 'retention_expire_after' OR retention._needs_after_trigger(tbl)
+								'retention_expire_after'::name)) f(fn, name)
+		 WHERE f.name = 'retention_expire_before' OR retention._needs_after_trigger(tbl)
 	)
 	SELECT 'missing', format('trigger %s is missing on %s', e.name, e.relid::regclass)
 	  FROM expected e
@@ -1774,7 +1760,7 @@ AS $$
 	UNION ALL
 	SELECT 'replaced', format('trigger %s on %s runs %s', tg.tgname, tg.tgrelid::regclass, tg.tgfoid::regprocedure)
 	  FROM leaves l JOIN pg_catalog.pg_trigger tg ON tg.tgrelid = l.relid
-	 WHERE tg.tgname IN ('retention_expire_before', 'retention_expire_after', 'retention_keep_before')
+	 WHERE tg.tgname IN ('retention_expire_before', 'retention_expire_after')
 	   AND tg.tgfoid <> ALL (retention._expiry_functions())
 	UNION ALL
 	-- a BEFORE trigger of the table's own that fires after retention's (row
@@ -1898,7 +1884,7 @@ BEGIN
 			rel := retention._is_protected(tg.tgrelid::regclass);
 			-- CREATE OR REPLACE TRIGGER over one of retention's (creating
 			-- retention's own is protect()'s business)
-			IF rel IS NOT NULL AND tg.tgname IN ('retention_expire_before', 'retention_expire_after', 'retention_keep_before')
+			IF rel IS NOT NULL AND tg.tgname IN ('retention_expire_before', 'retention_expire_after')
 			   AND tg.tgfoid <> ALL (retention._expiry_functions()) THEN
 				IF NOT retention._is_admin() THEN
 					RAISE EXCEPTION 'only retention_admin can drop or change retention''s triggers'
@@ -1962,19 +1948,11 @@ BEGIN
 END
 $$;
 
--- tables protected under 1.0: their triggers become ENABLE ALWAYS, and
--- they get the floors' DELETE trigger
+-- tables protected under 1.0: their triggers become ENABLE ALWAYS
 DO $always$
 DECLARE
 	t		record;
 BEGIN
-	FOR t IN SELECT p.relid FROM retention.protected_table p
-			  WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger tg
-								 WHERE tg.tgrelid = p.relid
-								   AND tg.tgfoid = 'retention._keep_before()'::pg_catalog.regprocedure) LOOP
-		EXECUTE format('CREATE TRIGGER retention_keep_before BEFORE DELETE ON %s '
-					   'FOR EACH ROW EXECUTE FUNCTION retention._keep_before()', t.relid);
-	END LOOP;
 	FOR t IN SELECT tg.tgrelid::regclass AS rel, tg.tgname
 			   FROM pg_catalog.pg_trigger tg
 			   JOIN retention.protected_table p ON p.relid = tg.tgrelid

@@ -68,7 +68,6 @@
 
 PG_FUNCTION_INFO_V1(retention_expire_before);
 PG_FUNCTION_INFO_V1(retention_expire_after);
-PG_FUNCTION_INFO_V1(retention_keep_before);
 PG_FUNCTION_INFO_V1(retention_due_at_write);
 PG_FUNCTION_INFO_V1(retention_tagged_columns);
 
@@ -328,11 +327,13 @@ check_no_postponing(RetentionTable *t, Relation rel, HeapTuple oldtuple,
 
 /*
  * Floors (CPCE L34-1 II bis, III): what a rule that must keep still keeps
- * may not be erased early, by anyone.  A tagged value of a completed row
- * that such a rule keeps, in clear, is "kept": deleting its row, changing
- * or erasing it, or moving the row's anchors so that it falls due, is
+ * may not be erased early by an UPDATE, by anyone.  A tagged value of a
+ * completed row that such a rule keeps, in clear, is "kept": changing or
+ * erasing it, or moving the row's anchors so that it falls due, is
  * refused.  Everything else (rows in progress, values no such rule keeps,
- * what is due, anonymized forms) may be changed and deleted as before.
+ * what is due, anonymized forms) may be changed as before.  (A DELETE is
+ * not checked: a row trigger on DELETE makes PostgreSQL lock and fetch
+ * every row deleted, doubling what the sweep's own DELETEs cost.)
  */
 static bool
 value_in_clear(const RetentionColumn *c, Datum value, bool isnull)
@@ -374,34 +375,13 @@ refuse_early_erasure(Relation rel, const RetentionColumn *c, int p, const Retent
 			 errhint("It goes when its time comes, with the sweep: erasing it earlier is an offence, as keeping it longer is.")));
 }
 
-/* the first kept value of a row, or -1 (and its rule in *rule) */
-static int
-first_kept(RetentionTable *t, const RetentionCutoffs *cut, const RetentionRow *row,
-		   const Datum *values, const bool *isnull, int *rule)
-{
-	int			i;
-
-	for (i = 0; i < t->ncolumns; i++)
-	{
-		const RetentionColumn *c = &t->columns[i];
-		int			p = expiry_must_keep_rule(c, cut, row);
-
-		if (p >= 0 && value_in_clear(c, values[c->attnum - 1], isnull[c->attnum - 1]))
-		{
-			*rule = p;
-			return i;
-		}
-	}
-	return -1;
-}
-
 /*
  * An UPDATE of a completed row keeps every kept value as it was, and kept:
  * the new row's anchors may not bring its deadline before the floor.
  */
 static void
 check_no_early_erasure(RetentionTable *t, Relation rel, HeapTuple oldtuple,
-					   const Datum *values, const bool *isnull)
+					   const Datum *values, const bool *isnull, bool unchanged)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	Datum	   *oldvalues;
@@ -412,7 +392,8 @@ check_no_early_erasure(RetentionTable *t, Relation rel, HeapTuple oldtuple,
 	bool		new_complete;
 	int			i;
 
-	if (!t->has_must_keep)
+	/* as written, nothing changes (retention's own re-write of a row) */
+	if (!t->has_must_keep || unchanged)
 		return;
 	deform(oldtuple, desc, &oldvalues, &oldisnull);
 	if (!expiry_read_row(t, oldvalues, oldisnull, &oldrow))
@@ -434,75 +415,6 @@ check_no_early_erasure(RetentionTable *t, Relation rel, HeapTuple oldtuple,
 		if (new_complete && expiry_must_keep_rule(c, &cut, &newrow) < 0)
 			refuse_early_erasure(rel, c, p, &oldrow, "bring forward the deadline of a completed row");
 	}
-}
-
-/*
- * retention_keep_before: BEFORE DELETE FOR EACH ROW.  Refuses to delete a
- * completed row that holds a kept value (see check_no_early_erasure);
- * every other row goes as before, the sweep's fully due ones first.
- */
-Datum
-retention_keep_before(PG_FUNCTION_ARGS)
-{
-	TriggerData *trigdata = (TriggerData *) fcinfo->context;
-	Relation	rel;
-	RetentionTable *t;
-	Datum	   *values;
-	bool	   *isnull;
-	RetentionRow row;
-	RetentionCutoffs cut;
-	int			i,
-				p;
-
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function \"%s\" must be fired by a trigger", "retention._keep_before")));
-	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) || !TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
-		!TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("function \"%s\" must be fired before DELETE for each row",
-						"retention._keep_before")));
-	rel = trigdata->tg_relation;
-	t = retention_table(RelationGetRelid(rel));
-	if (!OidIsValid(t->protected_relid) || !t->has_must_keep)
-		return PointerGetDatum(trigdata->tg_trigtuple);
-	deform(trigdata->tg_trigtuple, RelationGetDescr(rel), &values, &isnull);
-	if (!expiry_read_row(t, values, isnull, &row))
-	{
-		/*
-		 * In progress (a call not ended, a contract running): a floor runs
-		 * from its end, so what a rule must keep is kept until then too.
-		 */
-		TimestampTz now = GetCurrentStatementStartTimestamp();
-
-		for (i = 0; i < t->ncolumns; i++)
-		{
-			const RetentionColumn *c = &t->columns[i];
-
-			for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
-			{
-				const RetentionRule *r;
-
-				if ((c->purposes & PURPOSE_BIT(p)) == 0)
-					continue;
-				r = retention_rule(p);
-				if (!r->must_keep ||
-					(r->condition == RULE_DECREE && !retention_basis_covers(p, now)) ||
-					!value_in_clear(c, values[c->attnum - 1], isnull[c->attnum - 1]))
-					continue;
-				row.ended_at = DT_NOEND;
-				refuse_early_erasure(rel, c, p, &row, "delete a row");
-			}
-		}
-		return PointerGetDatum(trigdata->tg_trigtuple);
-	}
-	retention_cutoffs(decision_time(), &cut);
-	i = first_kept(t, &cut, &row, values, isnull, &p);
-	if (i >= 0)
-		refuse_early_erasure(rel, &t->columns[i], p, &row, "delete a row");
-	return PointerGetDatum(trigdata->tg_trigtuple);
 }
 
 /*
@@ -544,6 +456,7 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	HeapTuple	noop;
 	bool		may_hash;
 	bool		anchor_first = false;
+	bool		unchanged = false;
 
 	check_trigger(fcinfo, "retention._expire_before");
 	rel = trigdata->tg_relation;
@@ -568,8 +481,11 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	deform(newtuple, desc, &values, &isnull);
 	if (!inserting)
 	{
+		/* retention's own re-writes change nothing of what they are given */
+		unchanged = RelationGetRelid(rel) == current_decision->rewriting &&
+			tuple_unchanged(trigdata->tg_trigtuple, desc, values, isnull);
 		anchor_first = check_no_postponing(t, rel, trigdata->tg_trigtuple, values, isnull);
-		check_no_early_erasure(t, rel, trigdata->tg_trigtuple, values, isnull);
+		check_no_early_erasure(t, rel, trigdata->tg_trigtuple, values, isnull, unchanged);
 	}
 	else if (t->ended_at != InvalidAttrNumber && !isnull[t->ended_at - 1] &&
 			 ended_in_future(instant_of(t->ended_at_type, values[t->ended_at - 1])))
@@ -602,9 +518,7 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	 * just inserted, or a write made from inside a sweep by the owner's own
 	 * trigger) is erased where its column would be hashed.
 	 */
-	may_hash = !inserting && current_decision->moment != 0 &&
-		RelationGetRelid(rel) == current_decision->rewriting &&
-		tuple_unchanged(trigdata->tg_trigtuple, desc, values, isnull);
+	may_hash = !inserting && current_decision->moment != 0 && unchanged;
 
 	replace = palloc0(sizeof(bool) * desc->natts);
 	if (!expiry_apply(t, due, fully_due, may_hash, values, isnull, replace))
