@@ -164,7 +164,6 @@ load_rules(void)
 		r->must_keep = strcmp(SPI_getvalue(tup, desc, 5), "must_keep") == 0;
 		r->citation = MemoryContextStrdup(PolicyContext, SPI_getvalue(tup, desc, 8));
 		r->billing_anchor = strcmp(anchor, "billing_anchor") == 0;
-		r->contract = strcmp(anchor, "contract_end") == 0;
 		if (strcmp(condition, "consent") == 0)
 			r->condition = RULE_CONSENT;
 		else if (strcmp(condition, "location_consent") == 0)

@@ -36,8 +36,6 @@ typedef struct RetentionRule
 	bool		must_keep;		/* a floor binds: erasing earlier is an
 								 * offence too */
 	bool		billing_anchor; /* counted from the table's billing anchor */
-	bool		contract;		/* counted from a contract's end: subscriber
-								 * tables only */
 	RuleCondition condition;
 	bool		has_window;		/* false: kept only under consent */
 	Interval	window;			/* the operator's, or the default */

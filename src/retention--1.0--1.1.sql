@@ -1026,6 +1026,34 @@ BEGIN
 END
 $$;
 
+-- per tagged column of every protected table ("relid/column"), under the
+-- regime in force: [the rules that govern it, its overdue values]
+CREATE FUNCTION retention._regime_state()
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+DECLARE
+	p		record;
+	c		record;
+	i		integer;
+	counts	bigint[];
+	state	jsonb := '{}';
+BEGIN
+	FOR p IN SELECT pt.relid FROM retention.protected_table pt ORDER BY pt.relid::text LOOP
+		counts := retention._overdue_values(p.relid);
+		i := 0;
+		FOR c IN SELECT t.attname FROM retention.tagged_columns(p.relid) t LOOP
+			i := i + 1;
+			state := state || pg_catalog.jsonb_build_object(p.relid::oid::text || '/' || c.attname,
+				pg_catalog.jsonb_build_array(pg_catalog.to_jsonb(retention._column_rules(p.relid, c.attname)),
+											 counts[i]));
+		END LOOP;
+	END LOOP;
+	RETURN state;
+END
+$$;
+
 -- Switch the regime in force.  Nothing is erased at the switch: values
 -- whose deadline is earlier under the new regime are the next sweep's.
 -- Returns, per tagged column of each protected table whose rules or
@@ -1041,12 +1069,9 @@ DECLARE
 	old			text := retention.regime_in_force();
 	p			record;
 	c			record;
-	before		jsonb := '{}';
-	after		jsonb := '{}';
+	before		jsonb;
+	after		jsonb;
 	dropped		jsonb := '[]';
-	i			integer;
-	counts		bigint[];
-	rules		jsonb;
 BEGIN
 	IF code IS NULL OR NOT EXISTS (SELECT 1 FROM retention.regime r WHERE r.code = set_regime.code) THEN
 		RAISE EXCEPTION 'unknown legal regime "%"', code
@@ -1058,16 +1083,7 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	-- the state under each regime: rules and overdue values per column
-	FOR p IN SELECT pt.relid FROM retention.protected_table pt ORDER BY pt.relid::text LOOP
-		counts := retention._overdue_values(p.relid);
-		i := 0;
-		FOR c IN SELECT t.attname FROM retention.tagged_columns(p.relid) t LOOP
-			i := i + 1;
-			before := before || pg_catalog.jsonb_build_object(p.relid::oid::text || '/' || c.attname,
-				pg_catalog.jsonb_build_array(pg_catalog.to_jsonb(retention._column_rules(p.relid, c.attname)),
-											 counts[i]));
-		END LOOP;
-	END LOOP;
+	before := retention._regime_state();
 	BEGIN
 		INSERT INTO retention.regime_setting AS s (regime) VALUES (code)
 			ON CONFLICT ON CONSTRAINT regime_setting_pkey
@@ -1082,16 +1098,7 @@ BEGIN
 			DELETE FROM retention.window_setting ws WHERE ws.purpose = c.purpose;
 			dropped := dropped || pg_catalog.jsonb_build_object('purpose', c.purpose, 'window', c."window"::text);
 		END LOOP;
-		FOR p IN SELECT pt.relid FROM retention.protected_table pt ORDER BY pt.relid::text LOOP
-			counts := retention._overdue_values(p.relid);
-			i := 0;
-			FOR c IN SELECT t.attname FROM retention.tagged_columns(p.relid) t LOOP
-				i := i + 1;
-				after := after || pg_catalog.jsonb_build_object(p.relid::oid::text || '/' || c.attname,
-					pg_catalog.jsonb_build_array(pg_catalog.to_jsonb(retention._column_rules(p.relid, c.attname)),
-												 counts[i]));
-			END LOOP;
-		END LOOP;
+		after := retention._regime_state();
 		IF dry_run THEN
 			RAISE EXCEPTION USING ERRCODE = 'RTDRY';
 		END IF;

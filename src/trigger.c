@@ -352,7 +352,7 @@ refuse_early_erasure(Relation rel, const RetentionColumn *c, int p, const Retent
 					 const char *what)
 {
 	const RetentionRule *r = retention_rule(p);
-	TimestampTz until = TIMESTAMP_NOT_FINITE(row->ended_at) ? row->ended_at : expiry_kept_until(p, row);
+	TimestampTz until = expiry_kept_until(p, row);
 	char	   *purpose = pstrdup(retention_purpose_names[p]);
 	char	   *u;
 
@@ -363,12 +363,6 @@ refuse_early_erasure(Relation rel, const RetentionColumn *c, int p, const Retent
 			(errcode(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION),
 			 errmsg("cannot %s of \"%s\" that the law requires kept", what,
 					RelationGetRelationName(rel)),
-			 TIMESTAMP_NOT_FINITE(row->ended_at) ?
-			 errdetail("Column \"%s\" holds %s data, which %s requires kept for %s after the end of the %s.",
-					   NameStr(c->attname), purpose, r->citation ? r->citation : "the law",
-					   DatumGetCString(DirectFunctionCall1(interval_out,
-														   IntervalPGetDatum(r->has_floor ? &r->floor : &r->window))),
-					   r->contract ? "contract" : "communication") :
 			 errdetail("Column \"%s\" holds %s data, which %s requires kept until %s.",
 					   NameStr(c->attname), purpose, r->citation ? r->citation : "the law",
 					   TIMESTAMP_NOT_FINITE(until) ? "further notice" : timestamptz_to_str(until)),
