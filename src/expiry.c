@@ -205,6 +205,64 @@ expiry_due_columns(const RetentionTable *t, const RetentionCutoffs *cut,
 }
 
 /*
+ * expiry_column_bound: the latest ended_at at which tagged column i of a
+ * complete row of t, without consent or hold, can be due at cut.  Rules
+ * kept only under consent do not count (consents end by events, which ask
+ * for a full pass).  A rule kept on a condition of the row (a decree, the
+ * direction) counts by its cutoff where by_cutoff (the expiry triggers
+ * decided the rest when the row was written), else as keeping nothing;
+ * where originated, the direction is taken as true.  Returns false where a
+ * rule counts from the billing anchor, whose deadline is not ended_at's.
+ * *exact is cleared where the bound is only an upper one.
+ */
+bool
+expiry_column_bound(const RetentionTable *t, int i, const RetentionCutoffs *cut,
+					bool by_cutoff, bool originated, TimestampTz *bound, bool *exact)
+{
+	TimestampTz b = DT_NOEND;
+	bool		anchored = false;
+	int			p;
+
+	for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
+	{
+		const RetentionRule *r;
+
+		if ((t->columns[i].purposes & PURPOSE_BIT(p)) == 0)
+			continue;
+		r = retention_rule(p);
+		if (r->condition == RULE_CONSENT || r->condition == RULE_LOCATION_CONSENT)
+			continue;
+		if (r->billing_anchor && t->anchor != InvalidAttrNumber)
+		{
+			anchored = true;
+			continue;
+		}
+		if (r->condition != RULE_NONE && !by_cutoff &&
+			!(r->condition == RULE_ORIGINATED && originated))
+		{
+			/* a decree or the direction may keep nothing: due when it ends */
+			*exact = false;
+			continue;
+		}
+		b = Min(b, cut->cutoff[p]);
+	}
+	if (anchored)
+	{
+		/* due when the anchor's window ends, whatever ended_at is */
+		b = Min(b, cut->now);
+		*exact = false;
+	}
+	else if (b == DT_NOEND)
+	{
+		/* kept under consent or a condition only: due when the call ends */
+		b = cut->now;
+		*exact = false;
+	}
+	*bound = b;
+	return !anchored;
+}
+
+/*
  * expiry_due_bound: the latest ended_at at which some tagged column of a
  * complete row of t, without consent or hold, is due at cut.  *exact when
  * such a row has something due if and only if its ended_at is at or before
@@ -213,8 +271,22 @@ expiry_due_columns(const RetentionTable *t, const RetentionCutoffs *cut,
  * marketing only) the bound is still true of every row with something due
  * that ended by cut->now, which is all a prefilter needs.
  */
-static TimestampTz due_bound(const RetentionTable *t, const RetentionCutoffs *cut, bool *exact,
-							 bool originated);
+static TimestampTz
+due_bound(const RetentionTable *t, const RetentionCutoffs *cut, bool *exact, bool originated)
+{
+	TimestampTz bound = DT_NOBEGIN;
+	int			i;
+
+	*exact = true;
+	for (i = 0; i < t->ncolumns; i++)
+	{
+		TimestampTz b;
+
+		(void) expiry_column_bound(t, i, cut, false, originated, &b, exact);
+		bound = Max(bound, b);
+	}
+	return bound;
+}
 
 TimestampTz
 expiry_due_bound(const RetentionTable *t, const RetentionCutoffs *cut, bool *exact)
@@ -231,58 +303,6 @@ TimestampTz
 expiry_write_bound(const RetentionTable *t, const RetentionCutoffs *cut, bool *exact)
 {
 	return due_bound(t, cut, exact, true);
-}
-
-static TimestampTz
-due_bound(const RetentionTable *t, const RetentionCutoffs *cut, bool *exact, bool originated)
-{
-	TimestampTz bound = DT_NOBEGIN;
-	int			i,
-				p;
-
-	*exact = true;
-	for (i = 0; i < t->ncolumns; i++)
-	{
-		/* due once ended_at is at or before the earliest of its rules' cutoffs */
-		TimestampTz b = DT_NOEND;
-		bool		conditional = false;
-
-		for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
-		{
-			const RetentionRule *r;
-
-			if ((t->columns[i].purposes & PURPOSE_BIT(p)) == 0)
-				continue;
-			r = retention_rule(p);
-			if (r->condition == RULE_CONSENT || r->condition == RULE_LOCATION_CONSENT)
-				continue;
-			if (r->condition != RULE_NONE &&
-				!(r->condition == RULE_ORIGINATED && originated))
-			{
-				/* a decree or the direction may keep nothing: due when it ends */
-				conditional = true;
-				continue;
-			}
-			if (r->billing_anchor && t->anchor != InvalidAttrNumber)
-			{
-				/* due when the anchor's window ends, whatever ended_at is */
-				b = Min(b, cut->now);
-				*exact = false;
-			}
-			else
-				b = Min(b, cut->cutoff[p]);
-		}
-		if (b == DT_NOEND)
-		{
-			/* kept under consent or a condition only: due when the call ends */
-			b = cut->now;
-			*exact = false;
-		}
-		else if (conditional)
-			*exact = false;
-		bound = Max(bound, b);
-	}
-	return bound;
 }
 
 static TimestampTz

@@ -117,6 +117,8 @@ extern RetentionTable *retention_table(Oid relid);
 extern uint64 retention_cache_generation;
 extern TimestampTz expiry_due_bound(const RetentionTable *t, const RetentionCutoffs *cut,
 									bool *exact);
+extern bool expiry_column_bound(const RetentionTable *t, int i, const RetentionCutoffs *cut,
+								bool by_cutoff, bool originated, TimestampTz *bound, bool *exact);
 extern TimestampTz expiry_write_bound(const RetentionTable *t, const RetentionCutoffs *cut,
 									  bool *exact);
 extern uint64 expiry_due_columns(const RetentionTable *t, const RetentionCutoffs *cut,

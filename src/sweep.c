@@ -960,33 +960,10 @@ fast_path_step(void *arg)
 static bool
 column_due_bound(const RetentionTable *t, int i, const RetentionCutoffs *cut, TimestampTz *bound)
 {
-	TimestampTz b = DT_NOEND;
-	int			p;
+	bool		exact;
 
-	for (p = 0; p < RETENTION_NUM_PURPOSES; p++)
-	{
-		const RetentionRule *r;
-
-		if ((t->columns[i].purposes & PURPOSE_BIT(p)) == 0)
-			continue;
-		r = retention_rule(p);
-		/* what a consent keeps falls due by events: they ask for a full pass */
-		if (r->condition == RULE_CONSENT || r->condition == RULE_LOCATION_CONSENT)
-			continue;
-		if (r->billing_anchor && t->anchor != InvalidAttrNumber)
-			return false;
-
-		/*
-		 * A decree or the direction decides when the row is written (the
-		 * expiry triggers clear at once what they do not keep; rows stored
-		 * as written ask for a full pass): at the sweep, the rule's cutoff
-		 * is what moves.
-		 */
-		b = Min(b, cut->cutoff[p]);
-	}
-	/* kept under consent only (or for nothing): due when the call ends */
-	*bound = (b == DT_NOEND) ? cut->now : b;
-	return true;
+	/* a decree or the direction: decided at write, the cutoff moves */
+	return expiry_column_bound(t, i, cut, true, false, bound, &exact);
 }
 
 /*
