@@ -220,6 +220,7 @@ typedef struct SweepLeaf
 	bool		skip_locked;
 	bool		recheck;		/* other BEFORE triggers may undo a batch */
 	SweepCounts *counts;
+	RetentionDecision *decision;	/* the batch's, which its triggers read */
 	MemoryContext cxt;			/* lives as long as the leaf's sweep */
 } SweepLeaf;
 
@@ -694,7 +695,10 @@ batch_step(void *arg)
 	hold_lock_shared(l);
 	if (!l->has_holds && retention_table_has_holds(l->root, l->run->cutoff, true))
 	{
+		/* placed since the leaf's start: the row test and the triggers look */
 		l->has_holds = true;
+		if (l->decision != NULL)
+			l->decision->unheld = InvalidOid;
 		l->status_expr = MemoryContextStrdup(l->cxt,
 											 psprintf("retention._sweep_row(%s)",
 													  sweep_row_args(l->leaf, true, NULL)));
@@ -1456,13 +1460,21 @@ run_batch(SweepLeaf *l, MemoryContext batch_cxt)
 	d = *retention_decision();
 	d.rewriting = l->leaf;
 	d.unheld = l->has_holds ? InvalidOid : l->leaf;
+	l->decision = &d;
 	retention_decision_push(&d);
 	PG_TRY();
 	{
+		SweepCounts before = *counts;
+
 		edata = retention_run_restricted(l->leaf_owner, batch_step, l);
 		if (edata != NULL && edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 		{
-			/* someone holds a row: take what is free, the rest next time */
+			/*
+			 * Someone holds a row: take what is free, the rest next time.
+			 * What the first try counted was rolled back with it.
+			 */
+			before.paused_us = counts->paused_us;
+			*counts = before;
 			l->skip_locked = true;
 			edata = retention_run_restricted(l->leaf_owner, batch_step, l);
 		}
@@ -1470,6 +1482,7 @@ run_batch(SweepLeaf *l, MemoryContext batch_cxt)
 	PG_FINALLY();
 	{
 		retention_decision_pop(&d);
+		l->decision = NULL;
 	}
 	PG_END_TRY();
 	generic_plans = false;
