@@ -286,6 +286,8 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
  * placed, and must see it; otherwise with the current command's, as its
  * row-by-row lookups read.
  */
+static SPIPlanPtr table_holds_plan = NULL;
+
 bool
 retention_table_has_holds(Oid root, TimestampTz moment, bool fresh)
 {
@@ -296,13 +298,22 @@ retention_table_has_holds(Oid root, TimestampTz moment, bool fresh)
 
 	/* as the extension's owner: a sweep batch runs as the table's */
 	owner_spi_begin(&o);
-	ret = SPI_execute_with_args("SELECT EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = $1 "
-								"AND " HOLD_ACTIVE_SQL("h", "$2") ")",
-								2, (Oid[]) {OIDOID, TIMESTAMPTZOID},
-								(Datum[]) {ObjectIdGetDatum(root), TimestampTzGetDatum(moment)},
-								NULL, !fresh, 1);
+	/* planned once: each batch of a sweep asks */
+	if (table_holds_plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare("SELECT EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = $1 "
+									   "AND " HOLD_ACTIVE_SQL("h", "$2") ")",
+									   2, (Oid[]) {OIDOID, TIMESTAMPTZOID});
+
+		if (plan == NULL || SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		table_holds_plan = plan;
+	}
+	ret = SPI_execute_plan(table_holds_plan,
+						   (Datum[]) {ObjectIdGetDatum(root), TimestampTzGetDatum(moment)},
+						   NULL, !fresh, 1);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	owner_spi_end(&o);
 	return result;

@@ -56,6 +56,9 @@ typedef struct BasisPeriod
 static BasisPeriod *bases = NULL;
 static int	nbases = 0;
 
+/* the code of the regime in force, or NULL in a database still at 1.0 */
+static char *regime_code = NULL;
+
 /* the cutoffs of the last moment asked for */
 static bool cutoffs_valid = false;
 static RetentionCutoffs last_cutoffs;
@@ -194,6 +197,11 @@ load_rules(void)
 			coverage[contract ? 1 : 0][k][p] = (int8) r;
 	}
 
+	run_query("SELECT retention.regime_in_force()");
+	if (SPI_processed == 1)
+		regime_code = MemoryContextStrdup(PolicyContext,
+										  SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+
 	run_query("SELECT basis, valid_from, valid_to FROM retention.legal_basis ORDER BY valid_from");
 	if (SPI_processed > 0)
 	{
@@ -274,6 +282,7 @@ retention_policy_load(void)
 	MemoryContextReset(PolicyContext);
 	bases = NULL;
 	nbases = 0;
+	regime_code = NULL;
 	memset(rules, 0, sizeof(rules));
 	memset(coverage, -1, sizeof(coverage));
 
@@ -296,6 +305,14 @@ retention_policy_load(void)
 	retention_unpin_search_path(nestlevel);
 	policy_valid = true;
 	cutoffs_valid = false;
+}
+
+/* the regime in force, as retention.regime_in_force() says; NULL at 1.0 */
+const char *
+retention_regime_in_force(void)
+{
+	retention_policy_load();
+	return regime_code;
 }
 
 const RetentionRule *

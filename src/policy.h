@@ -64,6 +64,7 @@ extern void retention_policy_load(void);
 extern void retention_policy_invalidate(void);
 extern bool retention_policy_catalog_rel(Oid relid);
 extern const RetentionRule *retention_rule(int purpose);
+extern const char *retention_regime_in_force(void);
 extern PurposeSet retention_column_rules(RetentionTypeKind kind, PurposeSet tagged,
 										 bool contract);
 extern bool retention_basis_covers(int purpose, TimestampTz at);

@@ -239,21 +239,26 @@ ALTER EVENT TRIGGER retention_exposures_before_alter ENABLE;
 ALTER EVENT TRIGGER retention_exposures_after_alter ENABLE;
 
 -- the text a row's hash covers, in the row's encoding: independent of
--- session settings
+-- session settings.  In PL/pgSQL, whose plans last the session: a SQL
+-- function with a SET clause is parsed and planned again in every
+-- transaction that calls it, and the sweep writes an entry per table and
+-- run.
 CREATE FUNCTION retention._audit_text(encoding smallint, id bigint, at timestamptz,
 									  actor name, as_role name, action text, object text,
 									  details jsonb)
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
+LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT CASE encoding
+BEGIN
+	RETURN CASE encoding
 		WHEN 1 THEN retention._audit_text(id, at, actor, as_role, action, object, details)
 		WHEN 2 THEN pg_catalog.jsonb_build_array(
 						'retention audit 2', id,
 						pg_catalog.to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
 						actor::text, as_role::text, action, object, details)::text
-	END
+	END;
+END
 $$;
 
 CREATE OR REPLACE FUNCTION retention._audit(action text, object text, details jsonb DEFAULT NULL)
@@ -4477,6 +4482,12 @@ CREATE TRIGGER sweep_log_rules
 	BEFORE INSERT ON retention.sweep_log
 	FOR EACH ROW WHEN (NEW.status = 'running' AND NEW.cutoffs IS NULL)
 	EXECUTE FUNCTION retention._sweep_log_rules();
+
+-- Each run of a table first marks 'interrupted' what an earlier run left
+-- 'running': found by this index, not among the table's year of log rows.
+CREATE INDEX sweep_log_running ON retention.sweep_log (relid) WHERE status = 'running';
+-- and prunes the log (retention.log_keep): by this one, not by a read of it
+CREATE INDEX sweep_log_started ON retention.sweep_log (started_at);
 
 /*------------------------------------------------------------------------
  * Every search_path pinned with pg_temp last (issue 13, item 1)

@@ -48,6 +48,8 @@
  */
 #include "postgres.h"
 
+#include <float.h>
+
 #include "access/relation.h"
 #include "access/brin.h"
 #include "access/genam.h"
@@ -56,6 +58,7 @@
 #include "access/xact.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_statistic.h"
 #include "catalog/pg_type.h"
 #include "catalog/pg_trigger.h"
 #include "commands/trigger.h"
@@ -82,6 +85,7 @@
 #include "utils/partcache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 #include "access/stratnum.h"
@@ -167,6 +171,7 @@ typedef struct DueRange
 	TimestampTz lo;
 	TimestampTz hi;
 	bool		lo_incl;
+	double		estimate;		/* its rows, from the statistics; -1: unknown */
 } DueRange;
 
 /* how a leaf is swept, decided before its log row is written */
@@ -213,7 +218,10 @@ typedef struct SweepLeaf
 	Datum		hi;
 	bool		lo_incl;
 	Datum		range_hi;		/* the end of the range being walked */
+	double		range_estimate; /* its rows by the statistics, before its first
+								 * batch; else -1 */
 	int64		examined;		/* rows of the batch's range (keyset batches) */
+	bool		examined_known; /* counted: else the DELETE's rows (by_bound) */
 	bool		by_bound;		/* the bound proves the batch's due rows fully due */
 	bool		has_marketing;
 	bool		has_anchor;
@@ -322,6 +330,51 @@ sweep_commit(SweepRun *run)
 /* set while a batch runs: its statements get generic plans */
 static bool generic_plans = false;
 
+/*
+ * Set while a keyset batch runs: its statements' texts are the same from
+ * one batch, and one run, to the next (only their parameters change), so
+ * their plans are kept, at most BATCH_PLANS of them, keyed by text.  The
+ * text names every relation schema-qualified: the plan cache replans it
+ * after DDL or a rename, by the text.
+ */
+static bool keep_batch_plans = false;
+
+#define BATCH_PLANS		64
+
+static struct
+{
+	char	   *sql;
+	SPIPlanPtr	plan;
+}			batch_plans[BATCH_PLANS];
+static int	batch_plans_next = 0;
+
+static SPIPlanPtr
+batch_plan(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	plan;
+	int			i;
+
+	for (i = 0; i < BATCH_PLANS && batch_plans[i].sql != NULL; i++)
+		if (strcmp(batch_plans[i].sql, sql) == 0)
+			return batch_plans[i].plan;
+	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare_cursor(\"%s\") failed: %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	/* full: the oldest goes */
+	i = batch_plans_next;
+	batch_plans_next = (batch_plans_next + 1) % BATCH_PLANS;
+	if (batch_plans[i].sql != NULL)
+	{
+		SPI_freeplan(batch_plans[i].plan);
+		pfree(batch_plans[i].sql);
+	}
+	batch_plans[i].sql = MemoryContextStrdup(TopMemoryContext, sql);
+	batch_plans[i].plan = plan;
+	return plan;
+}
+
 /* run an SPI statement, returning SPI_processed; raises on failure */
 static uint64
 run_sql_nulls(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls,
@@ -347,12 +400,17 @@ run_sql_nulls(const char *sql, int nargs, Oid *types, Datum *values, const char 
 		 * the ended_at index's first entries, which are the entries of the
 		 * rows the earlier batches just deleted.
 		 */
-		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+		if (keep_batch_plans)
+			ret = SPI_execute_plan(batch_plan(sql, nargs, types), values, nulls, false, 0);
+		else
+		{
+			SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
 
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare_cursor(\"%s\") failed: %s", sql, SPI_result_code_string(SPI_result));
-		ret = SPI_execute_plan(plan, values, nulls, false, 0);
-		SPI_freeplan(plan);
+			if (plan == NULL)
+				elog(ERROR, "SPI_prepare_cursor(\"%s\") failed: %s", sql, SPI_result_code_string(SPI_result));
+			ret = SPI_execute_plan(plan, values, nulls, false, 0);
+			SPI_freeplan(plan);
+		}
 	}
 	else
 		ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
@@ -631,18 +689,29 @@ keyset_bound(SweepLeaf *l)
 			SPI_OK_SELECT);
 	n = DatumGetInt64(first_value(&isnull));
 	l->examined = n;
+	l->examined_known = true;
 	if (n < l->run->batch_size)
 		l->hi = l->range_hi;
 	else
 	{
+		/* the last one's ties are in the batch too: counted later, if need be */
 		l->hi = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		/* the last one's ties are in the batch too: counted */
-		run_sql(psprintf("SELECT count(*) FROM %s x WHERE x.%s %s $1 AND x.%s <= $2",
-						 l->qualified, l->ended_at, l->lo_incl ? ">=" : ">", l->ended_at),
-				2, (Oid[]) {l->maxcut_type, l->maxcut_type}, (Datum[]) {l->lo, l->hi},
-				SPI_OK_SELECT);
-		l->examined = DatumGetInt64(first_value(&isnull));
+		l->examined_known = false;
 	}
+}
+
+/* the rows of a keyset batch's range, ties of its last one included */
+static void
+keyset_examined(SweepLeaf *l)
+{
+	bool		isnull;
+
+	run_sql(psprintf("SELECT count(*) FROM %s x WHERE x.%s %s $1 AND x.%s <= $2",
+					 l->qualified, l->ended_at, l->lo_incl ? ">=" : ">", l->ended_at),
+			2, (Oid[]) {l->maxcut_type, l->maxcut_type}, (Datum[]) {l->lo, l->hi},
+			SPI_OK_SELECT);
+	l->examined = DatumGetInt64(first_value(&isnull));
+	l->examined_known = true;
 }
 
 /* -------------------------------------------------------------------------
@@ -670,6 +739,20 @@ returned_tids(void)
 										   TYPALIGN_SHORT));
 }
 
+/*
+ * Where nothing can keep a row (no hold, no consent, no billing anchor,
+ * nothing kept anonymized), a batch whose range ends at hi, before every
+ * column's deadline, holds only rows due whole.  Not when paced: the row
+ * test is where the pacing waits.
+ */
+static bool
+bound_proves_due(const SweepLeaf *l, Datum hi)
+{
+	return !l->keep_anonymized && !l->has_holds && !l->has_marketing &&
+		!l->has_anchor && retention_max_wal_rate <= 0 &&
+		DatumGetTimestampTz(hi) <= l->plan->all_due;
+}
+
 static void
 batch_step(void *arg)
 {
@@ -679,6 +762,8 @@ batch_step(void *arg)
 	SweepCounts *c = l->counts;
 	int64		skipped_before = c->skipped;
 	int64		anonymized_before = c->anonymized;
+	int64		deleted_before = c->deleted;
+	int64		kept_before = c->kept;
 	Datum		updated = (Datum) 0;
 	char	   *sql;
 	uint64		n;
@@ -705,18 +790,32 @@ batch_step(void *arg)
 	}
 	set_lock_timeout();
 	if (l->plan->keyset)
-		keyset_bound(l);
+	{
+		/*
+		 * A range the statistics put well under a batch, whose rows the
+		 * bound proves due whole, is one batch: its DELETE counts its rows,
+		 * and the btree is not walked twice.  Otherwise the next batch_size
+		 * rows are read from it.
+		 */
+		if (l->range_estimate >= 0 && l->range_estimate * 4 < l->run->batch_size &&
+			bound_proves_due(l, l->range_hi))
+		{
+			l->hi = l->range_hi;
+			l->examined_known = false;
+		}
+		else
+			keyset_bound(l);
+	}
 
+	/* every row of the batch fully due: no row test, nothing to anonymize */
+	l->by_bound = bound_proves_due(l, l->hi);
 	/*
-	 * Where nothing can keep a row of the batch (no hold, no consent, no
-	 * billing anchor, nothing kept anonymized) and its range ends before
-	 * every column's deadline, every row in it is fully due: the DELETE
-	 * needs no row test and there is nothing to anonymize.  Not when paced:
-	 * the row test is where the pacing waits.
+	 * By the bound, every row of the range is deleted (or skipped, or kept
+	 * by a trigger of the table's: counted below), so the DELETE counts
+	 * them; otherwise they are counted.
 	 */
-	l->by_bound = !l->keep_anonymized && !l->has_holds && !l->has_marketing &&
-		!l->has_anchor && retention_max_wal_rate <= 0 &&
-		DatumGetTimestampTz(l->hi) <= l->plan->all_due;
+	if (l->plan->keyset && !l->examined_known && !l->by_bound)
+		keyset_examined(l);
 	values[0] = l->maxcut;
 	values[1] = TimestampTzGetDatum(l->run->cutoff);
 	values[2] = l->lo;
@@ -824,6 +923,10 @@ batch_step(void *arg)
 		c->anonymized -= Min(unchanged, c->anonymized - anonymized_before);
 		c->kept += in_range + moved_out;
 	}
+	/* by the bound: the range's rows are those deleted, skipped or kept */
+	if (!l->examined_known)
+		l->examined = (c->deleted - deleted_before) + (c->skipped - skipped_before) +
+			(c->kept - kept_before);
 
 	if (l->has_holds)
 	{
@@ -1072,6 +1175,73 @@ plan_rows(const char *sql)
 	return rows;
 }
 
+/* the part of [a, b] that (lo, hi] covers, as a fraction of it */
+static double
+overlap(double a, double b, double lo, double hi)
+{
+	double		from = Max(a, lo);
+	double		to = Min(b, hi);
+
+	if (to <= from)
+		return 0;
+	return b > a ? (to - from) / (b - a) : 1;
+}
+
+/*
+ * The rows of rel with column attnum (a timestamp) in range r, from its
+ * statistics as the planner reads them (the most common values, then the
+ * histogram, interpolated linearly within a bucket): cheaper than planning
+ * a query for its estimate.  -1 when the column has no histogram.
+ */
+static double
+range_rows_estimate(Relation rel, AttrNumber attnum, const DueRange *r)
+{
+	HeapTuple	tup;
+	AttStatsSlot mcv;
+	AttStatsSlot hist;
+	double		lo = r->lo == DT_NOBEGIN ? -DBL_MAX : (double) r->lo;
+	double		hi = (double) r->hi;
+	double		hist_frac;
+	double		frac = 0;
+	int			i;
+
+	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(RelationGetRelid(rel)),
+						  Int16GetDatum(attnum), BoolGetDatum(false));
+	if (!HeapTupleIsValid(tup))
+		return -1;
+	hist_frac = 1.0 - ((Form_pg_statistic) GETSTRUCT(tup))->stanullfrac;
+	if (get_attstatsslot(&mcv, tup, STATISTIC_KIND_MCV, InvalidOid,
+						 ATTSTATSSLOT_VALUES | ATTSTATSSLOT_NUMBERS))
+	{
+		for (i = 0; i < mcv.nvalues; i++)
+		{
+			double		v = (double) DatumGetTimestampTz(mcv.values[i]);
+
+			hist_frac -= mcv.numbers[i];
+			if (v > lo && v <= hi)
+				frac += mcv.numbers[i];
+		}
+		free_attstatsslot(&mcv);
+	}
+	if (!get_attstatsslot(&hist, tup, STATISTIC_KIND_HISTOGRAM, InvalidOid, ATTSTATSSLOT_VALUES))
+	{
+		ReleaseSysCache(tup);
+		return -1;
+	}
+	if (hist.nvalues > 1)
+	{
+		double		in = 0;
+
+		for (i = 0; i + 1 < hist.nvalues; i++)
+			in += overlap((double) DatumGetTimestampTz(hist.values[i]),
+						  (double) DatumGetTimestampTz(hist.values[i + 1]), lo, hi);
+		frac += Max(hist_frac, 0) * in / (hist.nvalues - 1);
+	}
+	free_attstatsslot(&hist);
+	ReleaseSysCache(tup);
+	return clamp_row_est(frac * RelationGetNumberOfBlocks(rel) * rows_per_block(rel));
+}
+
 /*
  * How leaf is swept by this run: its ranges of ended_at, whether a btree
  * or a BRIN on ended_at drives its batches, and the rows it will examine.
@@ -1148,6 +1318,7 @@ plan_leaf(SweepRun *run, Oid leaf, SweepMark *mark, LeafPlan *lp)
 			lp->ranges[n].lo = TIMESTAMP_NOT_FINITE(from) ? from : from - widen;
 			lp->ranges[n].hi = Min(TIMESTAMP_NOT_FINITE(to) ? to : to + widen, maxcut);
 			lp->ranges[n].lo_incl = false;
+			lp->ranges[n].estimate = -1;
 			if (lp->ranges[n].lo < lp->ranges[n].hi)
 				n++;
 		}
@@ -1159,6 +1330,7 @@ plan_leaf(SweepRun *run, Oid leaf, SweepMark *mark, LeafPlan *lp)
 		lp->ranges[0].lo = DT_NOBEGIN;
 		lp->ranges[0].hi = maxcut;
 		lp->ranges[0].lo_incl = true;
+		lp->ranges[0].estimate = -1;
 		n = 1;
 	}
 	else if (n > 1)
@@ -1216,7 +1388,14 @@ plan_leaf(SweepRun *run, Oid leaf, SweepMark *mark, LeafPlan *lp)
 		for (i = 0; i < lp->nranges; i++)
 		{
 			DueRange   *r = &lp->ranges[i];
+			double		est = range_rows_estimate(rel, t->ended_at, r);
 
+			r->estimate = est;
+			if (est >= 0)
+			{
+				lp->estimate += est;
+				continue;
+			}
 			lp->estimate += plan_rows(psprintf("SELECT 1 FROM ONLY %s x WHERE %s x.%s <= %s",
 											   q, r->lo == DT_NOBEGIN ? "" :
 											   psprintf("x.%s %s %s AND", col, r->lo_incl ? ">=" : ">",
@@ -1452,6 +1631,7 @@ run_batch(SweepLeaf *l, MemoryContext batch_cxt)
 	MemoryContextReset(batch_cxt);
 	oldcxt = MemoryContextSwitchTo(batch_cxt);
 	generic_plans = true;
+	keep_batch_plans = l->plan->keyset;
 	/*
 	 * The batch re-writes the leaf's rows as of the run's cutoff; no hold
 	 * can appear before it commits, so where the table had none the trigger
@@ -1486,6 +1666,7 @@ run_batch(SweepLeaf *l, MemoryContext batch_cxt)
 	}
 	PG_END_TRY();
 	generic_plans = false;
+	keep_batch_plans = false;
 	pace_active = false;
 	counts->paused_us += pace_paused_us;
 	pace_paused_us = 0;
@@ -1690,11 +1871,14 @@ sweep_leaf(SweepRun *run, Oid root, LeafPlan *lp, bool has_holds, int64 log_id,
 			l.lo = TimestampTzGetDatum(lp->ranges[r].lo);
 			l.lo_incl = lp->ranges[r].lo_incl;
 			l.range_hi = TimestampTzGetDatum(lp->ranges[r].hi);
+			/* a full pass's range is walked: the statistics may be stale */
+			l.range_estimate = lp->full_pass ? -1 : lp->ranges[r].estimate;
 			for (;;)
 			{
 				bool		last;
 
 				edata = run_batch(&l, batch_cxt);
+				l.range_estimate = -1;
 				if (edata != NULL)
 					return edata;
 				counts->scanned += l.examined;
@@ -1843,6 +2027,8 @@ static int64
 insert_log(SweepRun *run, Oid relid, const char *status, const char *error, int64 estimate)
 {
 	bool		isnull;
+	/* the rules' own cache knows it: no call of regime_in_force() per table */
+	const char *regime = run->legacy_locks ? NULL : retention_regime_in_force();
 
 	run_saved_nulls(run->legacy_locks ?
 			"WITH interrupted AS (UPDATE retention.sweep_log SET status = 'interrupted', "
@@ -1859,15 +2045,16 @@ insert_log(SweepRun *run, Oid relid, const char *status, const char *error, int6
 			"rows_estimate, run_by, error, finished_at, regime, cutoffs) "
 			"SELECT $1, $2, clock_timestamp(), $3, $4, 'starting', $7, $5, $6, "
 			"CASE WHEN $4 <> 'running' THEN clock_timestamp() END, "
-			"CASE WHEN $4 = 'running' THEN retention.regime_in_force() END, "
+			"CASE WHEN $4 = 'running' THEN coalesce($8, retention.regime_in_force()) END, "
 			"CASE WHEN $4 = 'running' THEN retention._cutoffs($3) END RETURNING id",
-			7, (Oid[]) {INT8OID, OIDOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, INT8OID},
+			8, (Oid[]) {INT8OID, OIDOID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID},
 			(Datum[]) {Int64GetDatum(run->run_id), ObjectIdGetDatum(relid),
 				TimestampTzGetDatum(run->cutoff), CStringGetTextDatum(status),
 				CStringGetTextDatum(run->run_by),
 				error ? CStringGetTextDatum(error) : (Datum) 0,
-			Int64GetDatum(estimate)},
-			error ? "       " : "     n ",
+				Int64GetDatum(estimate),
+			regime ? CStringGetTextDatum(regime) : (Datum) 0},
+			error ? (regime ? "        " : "       n") : (regime ? "     n  " : "     n n"),
 			SPI_OK_INSERT_RETURNING);
 	return DatumGetInt64(first_value(&isnull));
 }
@@ -1922,7 +2109,13 @@ table_start_step(void *arg)
 	if (!ts->run->dry_run)
 		ts->log_id = insert_log(ts->run, ts->relid, "running", NULL, (int64) estimate);
 
-	ts->has_holds = retention_table_has_holds(ts->relid, ts->run->cutoff, true);
+	/*
+	 * A dry run's row test counts the held rows; a sweep's first batch (or
+	 * fast path) looks for holds itself, under the lock that keeps new ones
+	 * out until it commits.
+	 */
+	ts->has_holds = ts->run->dry_run &&
+		retention_table_has_holds(ts->relid, ts->run->cutoff, true);
 }
 
 typedef struct TableFinish
@@ -2168,7 +2361,8 @@ run_start_step(void *arg)
 	/*
 	 * One statement: who sweeps (the role in effect: SET ROLE's, the
 	 * worker's retention_sweeper), whether the database is still at 1.0
-	 * (it then locks as 1.0 does, too), the tables, and the log pruned.
+	 * (it then locks as 1.0 does, too), the tables, and the log pruned
+	 * (by the index on started_at).
 	 */
 	run_saved("WITH pruned AS (DELETE FROM retention.sweep_log "
 			"WHERE $3 AND started_at < now() - $4 * interval '1 month') "
@@ -2259,6 +2453,7 @@ retention_sweep(PG_FUNCTION_ARGS)
 		pace_active = false;
 		pace_paused_us = 0;
 		generic_plans = false;
+		keep_batch_plans = false;
 	}
 	PG_END_TRY();
 

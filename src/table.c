@@ -38,6 +38,8 @@ static HTAB *table_cache = NULL;
 static RetentionTable *last_table = NULL;
 
 static bool owner_valid = false;
+
+static void protection_cache_flush(void);
 static Oid	extension_owner = InvalidOid;
 
 /* bumped by every flush: what callers derived from the caches is stale */
@@ -56,6 +58,7 @@ table_cache_flush(Oid relid)
 	{
 		retention_policy_invalidate();
 		retention_zone_invalidate();
+		protection_cache_flush();
 		owner_valid = false;
 	}
 	last_table = NULL;
@@ -151,97 +154,279 @@ attnum_of(TupleDesc desc, const char *name, Oid *type)
 	return InvalidAttrNumber;
 }
 
-/* protection of relid (itself or through an ancestor): fills t */
-static void
-load_protection(RetentionTable *t, Relation rel, MemoryContext cxt)
+/*
+ * The two statements below run for every table built into the cache, a
+ * sweep's leaves after each VACUUM of theirs: planned once per backend.
+ * The plan cache replans them after DDL on the catalog tables.
+ */
+static SPIPlanPtr protection_plan = NULL;
+static SPIPlanPtr methods_plan = NULL;
+
+static SPIPlanPtr
+kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 {
-	List	   *ancestors = NIL;
+	if (*plan == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, argtypes);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare(\"%s\") failed: %s", sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*plan = p;
+	}
+	return *plan;
+}
+
+/*
+ * What retention.protected_table and retention.column_method say of a
+ * relation (itself or through an ancestor), by column name, as read for
+ * it.  Kept across rebuilds of its RetentionTable, which every VACUUM of
+ * the relation causes (a relcache invalidation): dropped with everything
+ * when those catalog tables change, and read again when the relation's
+ * ancestors are no longer those it was read for (a partition attached or
+ * detached).
+ */
+typedef struct Protection
+{
+	Oid			relid;			/* the key */
+	int			nancestors;
+	Oid		   *ancestors;
+	bool		found;			/* protected, itself or through an ancestor */
+	Oid			protected_relid;
+	char	   *ended_at;
+	char	   *subscriber;
+	char	   *anchor;
+	char	   *originated;
+	bool		keep_anonymized;
+	bool		contract;
+	int			nmethods;		/* methods other than erase */
+	char	  **method_column;
+	int		   *method;
+} Protection;
+
+static MemoryContext ProtectionContext = NULL;
+static HTAB *protection_cache = NULL;
+
+static void
+protection_cache_flush(void)
+{
+	if (ProtectionContext != NULL)
+		MemoryContextReset(ProtectionContext);
+	protection_cache = NULL;
+}
+
+static char *
+protection_value(HeapTuple tup, TupleDesc desc, int col, MemoryContext cxt)
+{
+	char	   *v = SPI_getvalue(tup, desc, col);
+
+	return v ? MemoryContextStrdup(cxt, v) : NULL;
+}
+
+/* the catalog's rows for relid, whose ancestors are as given, read into cxt */
+static void
+read_protection(Protection *p, List *ancestors, MemoryContext cxt)
+{
 	ListCell   *lc;
 	Datum	   *oids;
 	int			n = 0;
 	int			ret;
-	Oid			argtypes[1] = {OIDARRAYOID};
-	Datum		args[1];
-	TupleDesc	desc = RelationGetDescr(rel);
 	int			nestlevel;
+	uint64		i;
 
-	if (rel->rd_rel->relispartition)
-		ancestors = get_partition_ancestors(t->relid);
 	oids = palloc(sizeof(Datum) * (list_length(ancestors) + 1));
-	oids[n++] = ObjectIdGetDatum(t->relid);
+	oids[n++] = ObjectIdGetDatum(p->relid);
 	foreach(lc, ancestors)
 		oids[n++] = ObjectIdGetDatum(lfirst_oid(lc));
-	args[0] = PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid), true, TYPALIGN_INT));
 
 	nestlevel = retention_pin_search_path();
 	SPI_connect();
 	/* originated and table_kind are 1.1's: read as JSON, a 1.0 catalog works */
-	ret = SPI_execute_with_args("SELECT relid::oid, ended_at, subscriber, on_expiry, billing_anchor, "
-								"pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'originated', "
-								"pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'table_kind' "
-								"FROM retention.protected_table p WHERE relid::oid = ANY ($1)",
-								1, argtypes, args, NULL, true, 1);
+	ret = SPI_execute_plan(kept_plan(&protection_plan,
+									 "SELECT relid::oid, ended_at, subscriber, on_expiry, billing_anchor, "
+									 "pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'originated', "
+									 "pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'table_kind' "
+									 "FROM retention.protected_table p WHERE relid::oid OPERATOR(pg_catalog.=) ANY ($1)",
+									 1, (Oid[]) {OIDARRAYOID}),
+						   (Datum[]) {PointerGetDatum(construct_array(oids, n, OIDOID, sizeof(Oid),
+																	  true, TYPALIGN_INT))},
+						   NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 1)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
 		TupleDesc	sdesc = SPI_tuptable->tupdesc;
 		bool		isnull;
-		char	   *s;
-		int			i;
+		char	   *kind;
 
-		t->protected_relid = DatumGetObjectId(SPI_getbinval(tup, sdesc, 1, &isnull));
-		t->ended_at = attnum_of(desc, SPI_getvalue(tup, sdesc, 2), &t->ended_at_type);
-		if ((s = SPI_getvalue(tup, sdesc, 3)) != NULL)
-			t->subscriber = attnum_of(desc, s, NULL);
-		t->keep_anonymized = strcmp(SPI_getvalue(tup, sdesc, 4), "anonymize") == 0;
-		if ((s = SPI_getvalue(tup, sdesc, 5)) != NULL)
-			t->anchor = attnum_of(desc, s, &t->anchor_type);
-		if ((s = SPI_getvalue(tup, sdesc, 6)) != NULL)
-		{
-			Oid			type;
+		p->found = true;
+		p->protected_relid = DatumGetObjectId(SPI_getbinval(tup, sdesc, 1, &isnull));
+		p->ended_at = protection_value(tup, sdesc, 2, cxt);
+		p->subscriber = protection_value(tup, sdesc, 3, cxt);
+		p->keep_anonymized = strcmp(SPI_getvalue(tup, sdesc, 4), "anonymize") == 0;
+		p->anchor = protection_value(tup, sdesc, 5, cxt);
+		p->originated = protection_value(tup, sdesc, 6, cxt);
+		kind = SPI_getvalue(tup, sdesc, 7);
+		p->contract = kind != NULL && strcmp(kind, "subscriber") == 0;
 
-			t->originated = attnum_of(desc, s, &type);
-			if (t->originated != InvalidAttrNumber && type != BOOLOID)
-				t->originated = InvalidAttrNumber;
-		}
-		t->contract = ((s = SPI_getvalue(tup, sdesc, 7)) != NULL &&
-					   strcmp(s, "subscriber") == 0);
-
-		if (t->ended_at == InvalidAttrNumber ||
-			(t->ended_at_type != TIMESTAMPTZOID && t->ended_at_type != TIMESTAMPOID))
-		{
-			ereport(WARNING,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("protected table \"%s\" has no timestamp column \"%s\"",
-							RelationGetRelationName(rel), SPI_getvalue(tup, sdesc, 2)),
-					 errdetail("Nothing of it expires until it is protected again."),
-					 errhint("Run retention.unprotect() and retention.protect() with the right column.")));
-			t->ended_at = InvalidAttrNumber;
-		}
-
-		/* methods other than erase */
-		ret = SPI_execute_with_args("SELECT attname, method FROM retention.column_method "
-									"WHERE relid::oid = $1",
-									1, (Oid[]) {OIDOID},
-									(Datum[]) {ObjectIdGetDatum(t->protected_relid)},
-									NULL, true, 0);
+		ret = SPI_execute_plan(kept_plan(&methods_plan,
+										 "SELECT attname, method FROM retention.column_method "
+										 "WHERE relid::oid OPERATOR(pg_catalog.=) $1",
+										 1, (Oid[]) {OIDOID}),
+							   (Datum[]) {ObjectIdGetDatum(p->protected_relid)}, NULL, true, 0);
 		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
-		for (i = 0; i < (int) SPI_processed; i++)
+			elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
+		p->method_column = MemoryContextAlloc(cxt, sizeof(char *) * Max(SPI_processed, 1));
+		p->method = MemoryContextAlloc(cxt, sizeof(int) * Max(SPI_processed, 1));
+		for (i = 0; i < SPI_processed; i++)
 		{
-			char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-			char	   *method = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-			int			c;
-
-			for (c = 0; c < t->ncolumns; c++)
-				if (strcmp(NameStr(t->columns[c].attname), name) == 0)
-					t->columns[c].method = (RetentionMethod) method_lookup(method);
+			p->method_column[i] = protection_value(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, cxt);
+			p->method[i] = method_lookup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
 		}
+		p->nmethods = (int) SPI_processed;
 	}
 	SPI_finish();
 	retention_unpin_search_path(nestlevel);
+
+	p->nancestors = list_length(ancestors);
+	p->ancestors = MemoryContextAlloc(cxt, sizeof(Oid) * Max(p->nancestors, 1));
+	n = 0;
+	foreach(lc, ancestors)
+		p->ancestors[n++] = lfirst_oid(lc);
+}
+
+static bool
+same_ancestors(const Protection *p, List *ancestors)
+{
+	ListCell   *lc;
+	int			n = 0;
+
+	if (p->nancestors != list_length(ancestors))
+		return false;
+	foreach(lc, ancestors)
+		if (p->ancestors[n++] != lfirst_oid(lc))
+			return false;
+	return true;
+}
+
+static const Protection *
+protection_of(Oid relid, List *ancestors)
+{
+	Protection *p;
+	Protection *fresh;
+	bool		found;
+	uint64		generation;
+	MemoryContext oldcxt;
+	int			i;
+
+	if (protection_cache != NULL)
+	{
+		p = hash_search(protection_cache, &relid, HASH_FIND, &found);
+		if (found && same_ancestors(p, ancestors))
+			return p;
+	}
+
+	/*
+	 * Read in the caller's context, then kept, unless the catalog changed
+	 * meanwhile (the read ran queries, which process invalidations): then
+	 * used once.
+	 */
+	fresh = palloc0(sizeof(Protection));
+	fresh->relid = relid;
+	generation = retention_cache_generation;
+	read_protection(fresh, ancestors, CurrentMemoryContext);
+	if (generation != retention_cache_generation)
+		return fresh;
+
+	if (ProtectionContext == NULL)
+		ProtectionContext = AllocSetContextCreate(CacheMemoryContext,
+												  "retention protection cache",
+												  ALLOCSET_SMALL_SIZES);
+	if (protection_cache == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(Protection);
+		ctl.hcxt = ProtectionContext;
+		protection_cache = hash_create("retention protections", 64, &ctl,
+									   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	/* an entry of other ancestors is replaced; its strings stay until the next flush */
+	p = hash_search(protection_cache, &relid, HASH_ENTER, &found);
+	oldcxt = MemoryContextSwitchTo(ProtectionContext);
+	*p = *fresh;
+	p->ended_at = fresh->ended_at ? pstrdup(fresh->ended_at) : NULL;
+	p->subscriber = fresh->subscriber ? pstrdup(fresh->subscriber) : NULL;
+	p->anchor = fresh->anchor ? pstrdup(fresh->anchor) : NULL;
+	p->originated = fresh->originated ? pstrdup(fresh->originated) : NULL;
+	p->ancestors = palloc(sizeof(Oid) * Max(fresh->nancestors, 1));
+	memcpy(p->ancestors, fresh->ancestors, sizeof(Oid) * fresh->nancestors);
+	p->method_column = palloc(sizeof(char *) * Max(fresh->nmethods, 1));
+	p->method = palloc(sizeof(int) * Max(fresh->nmethods, 1));
+	for (i = 0; i < fresh->nmethods; i++)
+	{
+		p->method_column[i] = pstrdup(fresh->method_column[i]);
+		p->method[i] = fresh->method[i];
+	}
+	MemoryContextSwitchTo(oldcxt);
+	return p;
+}
+
+/* protection of relid (itself or through an ancestor): fills t */
+static void
+load_protection(RetentionTable *t, Relation rel, MemoryContext cxt)
+{
+	List	   *ancestors = NIL;
+	const Protection *p;
+	TupleDesc	desc = RelationGetDescr(rel);
+	int			i;
+
+	if (rel->rd_rel->relispartition)
+		ancestors = get_partition_ancestors(t->relid);
+	p = protection_of(t->relid, ancestors);
+	if (!p->found)
+		return;
+
+	t->protected_relid = p->protected_relid;
+	t->ended_at = attnum_of(desc, p->ended_at, &t->ended_at_type);
+	if (p->subscriber != NULL)
+		t->subscriber = attnum_of(desc, p->subscriber, NULL);
+	t->keep_anonymized = p->keep_anonymized;
+	if (p->anchor != NULL)
+		t->anchor = attnum_of(desc, p->anchor, &t->anchor_type);
+	if (p->originated != NULL)
+	{
+		Oid			type;
+
+		t->originated = attnum_of(desc, p->originated, &type);
+		if (t->originated != InvalidAttrNumber && type != BOOLOID)
+			t->originated = InvalidAttrNumber;
+	}
+	t->contract = p->contract;
+
+	if (t->ended_at == InvalidAttrNumber ||
+		(t->ended_at_type != TIMESTAMPTZOID && t->ended_at_type != TIMESTAMPOID))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("protected table \"%s\" has no timestamp column \"%s\"",
+						RelationGetRelationName(rel), p->ended_at),
+				 errdetail("Nothing of it expires until it is protected again."),
+				 errhint("Run retention.unprotect() and retention.protect() with the right column.")));
+		t->ended_at = InvalidAttrNumber;
+	}
+
+	for (i = 0; i < p->nmethods; i++)
+	{
+		int			c;
+
+		for (c = 0; c < t->ncolumns; c++)
+			if (strcmp(NameStr(t->columns[c].attname), p->method_column[i]) == 0)
+				t->columns[c].method = (RetentionMethod) p->method[i];
+	}
 }
 
 /*

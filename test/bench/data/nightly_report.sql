@@ -8,6 +8,7 @@
 --     which leaves shared buffers out) before and after a sweep, at the
 --     default batch size and at batch_size => 1000.
 \set statio 'SELECT sum(heap_blks_read) AS hr, sum(heap_blks_hit) AS hh, sum(idx_blks_read) AS ir, sum(idx_blks_hit) AS ih FROM pg_statio_user_tables WHERE relid IN (SELECT relid FROM pg_partition_tree(' :'t' ') UNION SELECT ' :'t' '::regclass)'
+\set statio_base 'SELECT sum(heap_blks_read) AS hr, sum(heap_blks_hit) AS hh, sum(idx_blks_read) AS ir, sum(idx_blks_hit) AS ih FROM pg_statio_user_tables WHERE relid IN (SELECT relid FROM pg_partition_tree(' :'t_base' ') UNION SELECT ' :'t_base' '::regclass)'
 \set rss 'SELECT (regexp_match(pg_read_file(''/proc/self/status''), ''RssAnon:\\s+(\\d+)''))[1]::bigint AS'
 \set flush 'SELECT pg_stat_force_next_flush()'
 \set due_now 'SELECT count(*) AS due FROM ' :"t" ' WHERE ended_at <= now() - interval ''1 year'''
@@ -15,25 +16,21 @@
 \ir nightly_reset.sql
 :flush;
 SELECT pg_stat_clear_snapshot();
-:statio \gset b_
+:statio_base \gset b_
 \if :anonymize
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)
 UPDATE :"t_base" SET caller = NULL, callee = NULL, imei = NULL, cell = NULL,
 	   started_at = date_trunc('hour', started_at, 'UTC'), ended_at = date_trunc('hour', ended_at, 'UTC')
  WHERE ended_at <= now() - interval '1 year';
-\set statio 'SELECT sum(heap_blks_read) AS hr, sum(heap_blks_hit) AS hh, sum(idx_blks_read) AS ir, sum(idx_blks_hit) AS ih FROM pg_statio_user_tables WHERE relid IN (SELECT relid FROM pg_partition_tree(' :'t_base' ') UNION SELECT ' :'t_base' '::regclass)'
-:statio \gset b_
 \else
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF, TIMING OFF)
 DELETE FROM :"t_base" WHERE ended_at <= now() - interval '1 year';
 \endif
-\set statio 'SELECT sum(heap_blks_read) AS hr, sum(heap_blks_hit) AS hh, sum(idx_blks_read) AS ir, sum(idx_blks_hit) AS ih FROM pg_statio_user_tables WHERE relid IN (SELECT relid FROM pg_partition_tree(' :'t_base' ') UNION SELECT ' :'t_base' '::regclass)'
 :flush;
 SELECT pg_stat_clear_snapshot();
-:statio \gset a_
+:statio_base \gset a_
 SELECT :a_hr - :b_hr AS d_hr, :a_hh - :b_hh AS d_hh, :a_ir - :b_ir AS d_ir, :a_ih - :b_ih AS d_ih \gset
 \echo BUFFERS hand-written statement: heap blocks read :d_hr hit :d_hh, index blocks read :d_ir hit :d_ih
-\set statio 'SELECT sum(heap_blks_read) AS hr, sum(heap_blks_hit) AS hh, sum(idx_blks_read) AS ir, sum(idx_blks_hit) AS ih FROM pg_statio_user_tables WHERE relid IN (SELECT relid FROM pg_partition_tree(' :'t' ') UNION SELECT ' :'t' '::regclass)'
 
 \ir nightly_reset.sql
 :due_now \gset
