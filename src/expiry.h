@@ -113,6 +113,7 @@ typedef struct RetentionRow
 
 /* table.c: the relation's description; never NULL */
 extern RetentionTable *retention_table(Oid relid);
+extern SPIPlanPtr retention_kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes);
 
 extern uint64 retention_cache_generation;
 extern TimestampTz expiry_due_bound(const RetentionTable *t, const RetentionCutoffs *cut,

@@ -74,14 +74,7 @@ run_kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *types,
 {
 	int			ret;
 
-	if (*plan == NULL)
-	{
-		*plan = SPI_prepare(sql, nargs, types);
-		if (*plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(*plan);
-	}
-	ret = SPI_execute_plan(*plan, values, NULL, true, count);
+	ret = SPI_execute_plan(retention_kept_plan(plan, sql, nargs, types), values, NULL, true, count);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute_plan failed: %s", SPI_result_code_string(ret));
 }
@@ -286,8 +279,6 @@ expiry_lookup_row(const RetentionTable *t, const Datum *values, const bool *isnu
  * placed, and must see it; otherwise with the current command's, as its
  * row-by-row lookups read.
  */
-static SPIPlanPtr table_holds_plan = NULL;
-
 bool
 retention_table_has_holds(Oid root, TimestampTz moment, bool fresh)
 {
@@ -295,21 +286,15 @@ retention_table_has_holds(Oid root, TimestampTz moment, bool fresh)
 	bool		result;
 	int			ret;
 	OwnerSPI	o;
+	static SPIPlanPtr table_holds_plan = NULL;
 
 	/* as the extension's owner: a sweep batch runs as the table's */
 	owner_spi_begin(&o);
 	/* planned once: each batch of a sweep asks */
-	if (table_holds_plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare("SELECT EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = $1 "
-									   "AND " HOLD_ACTIVE_SQL("h", "$2") ")",
-									   2, (Oid[]) {OIDOID, TIMESTAMPTZOID});
-
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		table_holds_plan = plan;
-	}
-	ret = SPI_execute_plan(table_holds_plan,
+	ret = SPI_execute_plan(retention_kept_plan(&table_holds_plan,
+											   "SELECT EXISTS (SELECT 1 FROM retention.hold h WHERE h.relid = $1 "
+											   "AND " HOLD_ACTIVE_SQL("h", "$2") ")",
+											   2, (Oid[]) {OIDOID, TIMESTAMPTZOID}),
 						   (Datum[]) {ObjectIdGetDatum(root), TimestampTzGetDatum(moment)},
 						   NULL, !fresh, 1);
 	if (ret != SPI_OK_SELECT)

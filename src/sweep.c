@@ -2029,6 +2029,12 @@ insert_log(SweepRun *run, Oid relid, const char *status, const char *error, int6
 	bool		isnull;
 	/* the rules' own cache knows it: no call of regime_in_force() per table */
 	const char *regime = run->legacy_locks ? NULL : retention_regime_in_force();
+	char		nulls[] = "        ";
+
+	if (error == NULL)
+		nulls[5] = 'n';
+	if (regime == NULL)
+		nulls[7] = 'n';
 
 	run_saved_nulls(run->legacy_locks ?
 			"WITH interrupted AS (UPDATE retention.sweep_log SET status = 'interrupted', "
@@ -2054,7 +2060,7 @@ insert_log(SweepRun *run, Oid relid, const char *status, const char *error, int6
 				error ? CStringGetTextDatum(error) : (Datum) 0,
 				Int64GetDatum(estimate),
 			regime ? CStringGetTextDatum(regime) : (Datum) 0},
-			error ? (regime ? "        " : "       n") : (regime ? "     n  " : "     n n"),
+			nulls,
 			SPI_OK_INSERT_RETURNING);
 	return DatumGetInt64(first_value(&isnull));
 }

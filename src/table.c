@@ -155,15 +155,12 @@ attnum_of(TupleDesc desc, const char *name, Oid *type)
 }
 
 /*
- * The two statements below run for every table built into the cache, a
- * sweep's leaves after each VACUUM of theirs: planned once per backend.
- * The plan cache replans them after DDL on the catalog tables.
+ * retention_kept_plan: the plan of sql, prepared on first use and kept in
+ * *plan for the backend's life (the plan cache replans it after DDL on
+ * what it reads).
  */
-static SPIPlanPtr protection_plan = NULL;
-static SPIPlanPtr methods_plan = NULL;
-
-static SPIPlanPtr
-kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
+SPIPlanPtr
+retention_kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*plan == NULL)
 	{
@@ -179,6 +176,13 @@ kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
+ * The two statements below run for every table built into the cache, a
+ * sweep's leaves after each VACUUM of theirs: planned once per backend.
+ */
+static SPIPlanPtr protection_plan = NULL;
+static SPIPlanPtr methods_plan = NULL;
+
+/*
  * What retention.protected_table and retention.column_method say of a
  * relation (itself or through an ancestor), by column name, as read for
  * it.  Kept across rebuilds of its RetentionTable, which every VACUUM of
@@ -190,6 +194,7 @@ kept_plan(SPIPlanPtr *plan, const char *sql, int nargs, Oid *argtypes)
 typedef struct Protection
 {
 	Oid			relid;			/* the key */
+	MemoryContext cxt;			/* what the entry points to */
 	int			nancestors;
 	Oid		   *ancestors;
 	bool		found;			/* protected, itself or through an ancestor */
@@ -235,15 +240,20 @@ read_protection(Protection *p, List *ancestors, MemoryContext cxt)
 	int			nestlevel;
 	uint64		i;
 
-	oids = palloc(sizeof(Datum) * (list_length(ancestors) + 1));
+	p->nancestors = list_length(ancestors);
+	p->ancestors = MemoryContextAlloc(cxt, sizeof(Oid) * Max(p->nancestors, 1));
+	oids = palloc(sizeof(Datum) * (p->nancestors + 1));
 	oids[n++] = ObjectIdGetDatum(p->relid);
 	foreach(lc, ancestors)
+	{
+		p->ancestors[n - 1] = lfirst_oid(lc);
 		oids[n++] = ObjectIdGetDatum(lfirst_oid(lc));
+	}
 
 	nestlevel = retention_pin_search_path();
 	SPI_connect();
 	/* originated and table_kind are 1.1's: read as JSON, a 1.0 catalog works */
-	ret = SPI_execute_plan(kept_plan(&protection_plan,
+	ret = SPI_execute_plan(retention_kept_plan(&protection_plan,
 									 "SELECT relid::oid, ended_at, subscriber, on_expiry, billing_anchor, "
 									 "pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'originated', "
 									 "pg_catalog.to_jsonb(p) OPERATOR(pg_catalog.->>) 'table_kind' "
@@ -271,7 +281,7 @@ read_protection(Protection *p, List *ancestors, MemoryContext cxt)
 		kind = SPI_getvalue(tup, sdesc, 7);
 		p->contract = kind != NULL && strcmp(kind, "subscriber") == 0;
 
-		ret = SPI_execute_plan(kept_plan(&methods_plan,
+		ret = SPI_execute_plan(retention_kept_plan(&methods_plan,
 										 "SELECT attname, method FROM retention.column_method "
 										 "WHERE relid::oid OPERATOR(pg_catalog.=) $1",
 										 1, (Oid[]) {OIDOID}),
@@ -289,12 +299,6 @@ read_protection(Protection *p, List *ancestors, MemoryContext cxt)
 	}
 	SPI_finish();
 	retention_unpin_search_path(nestlevel);
-
-	p->nancestors = list_length(ancestors);
-	p->ancestors = MemoryContextAlloc(cxt, sizeof(Oid) * Max(p->nancestors, 1));
-	n = 0;
-	foreach(lc, ancestors)
-		p->ancestors[n++] = lfirst_oid(lc);
 }
 
 static bool
@@ -315,11 +319,9 @@ static const Protection *
 protection_of(Oid relid, List *ancestors)
 {
 	Protection *p;
-	Protection *fresh;
+	Protection	fresh;
 	bool		found;
 	uint64		generation;
-	MemoryContext oldcxt;
-	int			i;
 
 	if (protection_cache != NULL)
 	{
@@ -329,16 +331,22 @@ protection_of(Oid relid, List *ancestors)
 	}
 
 	/*
-	 * Read in the caller's context, then kept, unless the catalog changed
-	 * meanwhile (the read ran queries, which process invalidations): then
-	 * used once.
+	 * Read into a context of its own under the caller's, then kept, unless
+	 * the catalog changed meanwhile (the read ran queries, which process
+	 * invalidations): then used this once, and freed with the caller's.
 	 */
-	fresh = palloc0(sizeof(Protection));
-	fresh->relid = relid;
+	memset(&fresh, 0, sizeof(fresh));
+	fresh.relid = relid;
+	fresh.cxt = AllocSetContextCreate(CurrentMemoryContext, "retention protection",
+									  ALLOCSET_SMALL_SIZES);
 	generation = retention_cache_generation;
-	read_protection(fresh, ancestors, CurrentMemoryContext);
+	read_protection(&fresh, ancestors, fresh.cxt);
 	if (generation != retention_cache_generation)
-		return fresh;
+	{
+		p = MemoryContextAlloc(fresh.cxt, sizeof(Protection));
+		*p = fresh;
+		return p;
+	}
 
 	if (ProtectionContext == NULL)
 		ProtectionContext = AllocSetContextCreate(CacheMemoryContext,
@@ -354,24 +362,12 @@ protection_of(Oid relid, List *ancestors)
 		protection_cache = hash_create("retention protections", 64, &ctl,
 									   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	/* an entry of other ancestors is replaced; its strings stay until the next flush */
+	/* an entry read for other ancestors goes */
 	p = hash_search(protection_cache, &relid, HASH_ENTER, &found);
-	oldcxt = MemoryContextSwitchTo(ProtectionContext);
-	*p = *fresh;
-	p->ended_at = fresh->ended_at ? pstrdup(fresh->ended_at) : NULL;
-	p->subscriber = fresh->subscriber ? pstrdup(fresh->subscriber) : NULL;
-	p->anchor = fresh->anchor ? pstrdup(fresh->anchor) : NULL;
-	p->originated = fresh->originated ? pstrdup(fresh->originated) : NULL;
-	p->ancestors = palloc(sizeof(Oid) * Max(fresh->nancestors, 1));
-	memcpy(p->ancestors, fresh->ancestors, sizeof(Oid) * fresh->nancestors);
-	p->method_column = palloc(sizeof(char *) * Max(fresh->nmethods, 1));
-	p->method = palloc(sizeof(int) * Max(fresh->nmethods, 1));
-	for (i = 0; i < fresh->nmethods; i++)
-	{
-		p->method_column[i] = pstrdup(fresh->method_column[i]);
-		p->method[i] = fresh->method[i];
-	}
-	MemoryContextSwitchTo(oldcxt);
+	if (found)
+		MemoryContextDelete(p->cxt);
+	MemoryContextSetParent(fresh.cxt, ProtectionContext);
+	*p = fresh;
 	return p;
 }
 
