@@ -256,7 +256,7 @@ SELECT kind, overdue_rows FROM retention.report()
 
 -- switching regime: a dry run says per column what would change, and
 -- changes nothing
-SELECT * FROM retention.set_regime('fr-2004', dry_run => true) ORDER BY 1::text, 2;
+SELECT * FROM retention.set_regime('fr-2004', dry_run => true) ORDER BY "table"::text, 2;
 SELECT retention.regime_in_force();
 SELECT retention.set_regime('fr-1789');
 \echo :LAST_ERROR_SQLSTATE

@@ -168,8 +168,8 @@ SELECT seq_scan + coalesce(idx_scan, 0) - :next_scans_before AS next_year_scans
   FROM pg_stat_user_tables WHERE relid = 'due_p_next'::regclass;
 SELECT rows_deleted, partitions_truncated FROM retention.sweep_log
  WHERE relid = 'due_p'::regclass ORDER BY id DESC LIMIT 1;
-SELECT m.relid FROM retention.sweep_mark m WHERE m.root = 'due_p'::regclass ORDER BY 1::text;
-SELECT tableoid::regclass, count(*) FROM due_p GROUP BY 1 ORDER BY 1::text;
+SELECT m.relid FROM retention.sweep_mark m WHERE m.root = 'due_p'::regclass ORDER BY m.relid::text;
+SELECT tableoid::regclass, count(*) FROM due_p GROUP BY 1 ORDER BY tableoid::regclass::text;
 
 -- a table without an index on ended_at, timestamp without time zone: the
 -- sweep walks its blocks (with the same marks)
@@ -190,7 +190,7 @@ CREATE TABLE due_big (id integer, caller retention.msisdn(law_enforcement), ende
 INSERT INTO due_big SELECT i, '33611111111', now() - interval '1 day', repeat('x', 100)
   FROM generate_series(1, 12000) i;
 SELECT retention.protect('due_big', 'ended_at');
-SELECT "table", kind, note FROM retention.report() WHERE kind = 'slow sweep' ORDER BY 1::text;
+SELECT "table", kind, note FROM retention.report() WHERE kind = 'slow sweep' ORDER BY "table"::text;
 CREATE INDEX ON due_big USING brin (ended_at);
 SELECT count(*) AS slow_after_brin FROM retention.report() WHERE kind = 'slow sweep';
 

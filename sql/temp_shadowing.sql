@@ -88,7 +88,7 @@ SELECT p.oid::regprocedure AS function, p.proconfig
    AND (p.prosecdef OR EXISTS (SELECT 1 FROM unnest(p.proconfig) c WHERE c LIKE 'search\_path=%'))
    AND NOT EXISTS (SELECT 1 FROM unnest(p.proconfig) c
 					WHERE c = 'search_path=pg_catalog, retention, pg_temp')
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 SELECT count(*) >= 30 AS many_pinned FROM pg_catalog.pg_proc p
  WHERE p.pronamespace = 'retention'::regnamespace
    AND 'search_path=pg_catalog, retention, pg_temp' = ANY (p.proconfig);

@@ -125,9 +125,9 @@ SELECT caller, imei FROM cdr_types ORDER BY caller;
 SELECT pg_typeof(caller || ''), caller::text, caller::varchar, upper(sip) FROM cdr_types WHERE note = 'ok';
 SELECT castsource::regtype, casttarget::regtype, castcontext, castmethod
   FROM pg_cast WHERE castsource = 'retention.msisdn'::regtype OR casttarget = 'retention.msisdn'::regtype
- ORDER BY 1::text, 2::text;
+ ORDER BY castsource::regtype::text, casttarget::regtype::text;
 SELECT castsource::regtype, casttarget::regtype, castcontext, castmethod
-  FROM pg_cast WHERE casttarget = 'retention.ident'::regtype ORDER BY 1::text;
+  FROM pg_cast WHERE casttarget = 'retention.ident'::regtype ORDER BY castsource::regtype::text;
 
 -- text operators, LIKE, joins with text, GROUP BY, ORDER BY: all text's
 INSERT INTO cdr_types (caller, callee, cell)
