@@ -172,6 +172,9 @@ typedef struct DueRange
 	TimestampTz hi;
 	bool		lo_incl;
 	double		estimate;		/* its rows, from the statistics; -1: unknown */
+	bool		covered;		/* the statistics saw rows written after it */
+	TimestampTz *cuts;			/* where they cut it into slices of half a batch */
+	int			ncuts;
 } DueRange;
 
 /* how a leaf is swept, decided before its log row is written */
@@ -218,8 +221,10 @@ typedef struct SweepLeaf
 	Datum		hi;
 	bool		lo_incl;
 	Datum		range_hi;		/* the end of the range being walked */
-	double		range_estimate; /* its rows by the statistics, before its first
-								 * batch; else -1 */
+	const DueRange *range;		/* the range */
+	int			next_cut;		/* its first slice's end not yet passed */
+	double		range_estimate; /* its rows by the statistics; -1: walk it */
+	bool		by_stats;		/* the batch's bound is a slice of the range */
 	int64		examined;		/* rows of the batch's range (keyset batches) */
 	bool		examined_known; /* counted: else the DELETE's rows (by_bound) */
 	bool		by_bound;		/* the bound proves the batch's due rows fully due */
@@ -789,19 +794,25 @@ batch_step(void *arg)
 													  sweep_row_args(l->leaf, true, NULL)));
 	}
 	set_lock_timeout();
+	l->by_stats = false;
 	if (l->plan->keyset)
 	{
 		/*
-		 * A range the statistics put well under a batch, whose rows the
-		 * bound proves due whole, is one batch: its DELETE counts its rows,
-		 * and the btree is not walked twice.  Otherwise the next batch_size
-		 * rows are read from it.
+		 * A range whose rows the bound proves due whole is cut where its
+		 * histogram puts half a batch of rows (plan_leaf()): each slice is
+		 * one DELETE, which counts its rows, and the btree is walked once,
+		 * not twice.  Otherwise the next batch_size rows are read from it.
 		 */
-		if (l->range_estimate >= 0 && l->range_estimate * 4 < l->run->batch_size &&
-			bound_proves_due(l, l->range_hi))
+		if (l->range_estimate >= 0 && bound_proves_due(l, l->range_hi))
 		{
-			l->hi = l->range_hi;
+			const DueRange *r = l->range;
+
+			while (l->next_cut < r->ncuts &&
+				   r->cuts[l->next_cut] <= DatumGetTimestampTz(l->lo))
+				l->next_cut++;
+			l->hi = l->next_cut < r->ncuts ? TimestampTzGetDatum(r->cuts[l->next_cut]) : l->range_hi;
 			l->examined_known = false;
+			l->by_stats = true;
 		}
 		else
 			keyset_bound(l);
@@ -1192,9 +1203,16 @@ overlap(double a, double b, double lo, double hi)
  * statistics as the planner reads them (the most common values, then the
  * histogram, interpolated linearly within a bucket): cheaper than planning
  * a query for its estimate.  -1 when the column has no histogram.
+ *
+ * r->covered: the histogram reaches past the range's end, so that the rows
+ * in the range were there when the statistics were taken (a table's old
+ * rows do not change; what is written late into the past is a restore,
+ * which asks for a full pass).  A range past its end holds rows written
+ * since, which no estimate counts.  And r->cuts: where the histogram cuts
+ * the range into slices of about slice rows each, in order.
  */
 static double
-range_rows_estimate(Relation rel, AttrNumber attnum, const DueRange *r)
+range_rows_estimate(Relation rel, AttrNumber attnum, DueRange *r, double slice)
 {
 	HeapTuple	tup;
 	AttStatsSlot mcv;
@@ -1203,8 +1221,12 @@ range_rows_estimate(Relation rel, AttrNumber attnum, const DueRange *r)
 	double		hi = (double) r->hi;
 	double		hist_frac;
 	double		frac = 0;
+	double		rows = RelationGetNumberOfBlocks(rel) * rows_per_block(rel);
 	int			i;
 
+	r->covered = false;
+	r->ncuts = 0;
+	r->cuts = NULL;
 	tup = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(RelationGetRelid(rel)),
 						  Int16GetDatum(attnum), BoolGetDatum(false));
 	if (!HeapTupleIsValid(tup))
@@ -1230,16 +1252,47 @@ range_rows_estimate(Relation rel, AttrNumber attnum, const DueRange *r)
 	}
 	if (hist.nvalues > 1)
 	{
+		double		bucket = Max(hist_frac, 0) * rows / (hist.nvalues - 1);
 		double		in = 0;
+		double		next = slice;
+		int			max_cuts = 0;
 
 		for (i = 0; i + 1 < hist.nvalues; i++)
-			in += overlap((double) DatumGetTimestampTz(hist.values[i]),
-						  (double) DatumGetTimestampTz(hist.values[i + 1]), lo, hi);
+		{
+			double		a = (double) DatumGetTimestampTz(hist.values[i]);
+			double		b = (double) DatumGetTimestampTz(hist.values[i + 1]);
+			double		part = overlap(a, b, lo, hi);
+			double		from = Max(a, lo);
+			double		to = Min(b, hi);
+
+			if (part <= 0)
+				continue;
+			/* a cut wherever the rows so far reach another slice */
+			while (slice > 0 && (in + part) * bucket >= next)
+			{
+				TimestampTz cut = (TimestampTz) (b > a ?
+												 from + (next / bucket - in) / part * (to - from) :
+												 a);
+
+				if (r->ncuts >= max_cuts)
+				{
+					max_cuts = Max(16, max_cuts * 2);
+					r->cuts = r->cuts == NULL ? palloc(sizeof(TimestampTz) * max_cuts) :
+						repalloc(r->cuts, sizeof(TimestampTz) * max_cuts);
+				}
+				if (cut > r->lo && cut < r->hi &&
+					(r->ncuts == 0 || cut > r->cuts[r->ncuts - 1]))
+					r->cuts[r->ncuts++] = cut;
+				next += slice;
+			}
+			in += part;
+		}
 		frac += Max(hist_frac, 0) * in / (hist.nvalues - 1);
+		r->covered = DatumGetTimestampTz(hist.values[hist.nvalues - 1]) > r->hi;
 	}
 	free_attstatsslot(&hist);
 	ReleaseSysCache(tup);
-	return clamp_row_est(frac * RelationGetNumberOfBlocks(rel) * rows_per_block(rel));
+	return clamp_row_est(frac * rows);
 }
 
 /*
@@ -1319,6 +1372,8 @@ plan_leaf(SweepRun *run, Oid leaf, SweepMark *mark, LeafPlan *lp)
 			lp->ranges[n].hi = Min(TIMESTAMP_NOT_FINITE(to) ? to : to + widen, maxcut);
 			lp->ranges[n].lo_incl = false;
 			lp->ranges[n].estimate = -1;
+			lp->ranges[n].covered = false;
+			lp->ranges[n].ncuts = 0;
 			if (lp->ranges[n].lo < lp->ranges[n].hi)
 				n++;
 		}
@@ -1331,6 +1386,8 @@ plan_leaf(SweepRun *run, Oid leaf, SweepMark *mark, LeafPlan *lp)
 		lp->ranges[0].hi = maxcut;
 		lp->ranges[0].lo_incl = true;
 		lp->ranges[0].estimate = -1;
+		lp->ranges[0].covered = false;
+		lp->ranges[0].ncuts = 0;
 		n = 1;
 	}
 	else if (n > 1)
@@ -1388,7 +1445,7 @@ plan_leaf(SweepRun *run, Oid leaf, SweepMark *mark, LeafPlan *lp)
 		for (i = 0; i < lp->nranges; i++)
 		{
 			DueRange   *r = &lp->ranges[i];
-			double		est = range_rows_estimate(rel, t->ended_at, r);
+			double		est = range_rows_estimate(rel, t->ended_at, r, run->batch_size / 2.0);
 
 			r->estimate = est;
 			if (est >= 0)
@@ -1681,16 +1738,19 @@ run_batch(SweepLeaf *l, MemoryContext batch_cxt)
 
 /*
  * A batch done and counted: what the run did so far, for sweep_progress,
- * committed.  After the table's last batch the final log row says it all,
- * a moment later.
+ * committed.  The table's last batch commits with its final log row, mark
+ * and audit entry, a moment later: the row says it all, and a batch whose
+ * log row could not be written is not left done and unlogged.
  */
 static void
 batch_done(SweepLeaf *l, MemoryContext batch_cxt, int64 log_id, bool more)
 {
-	MemoryContext oldcxt = MemoryContextSwitchTo(batch_cxt);
+	MemoryContext oldcxt;
 
-	if (more || !l->plan->last)
-		log_progress(l->run, log_id, "sweeping", l->counts);
+	if (!more && l->plan->last)
+		return;
+	oldcxt = MemoryContextSwitchTo(batch_cxt);
+	log_progress(l->run, log_id, "sweeping", l->counts);
 	MemoryContextSwitchTo(oldcxt);
 	sweep_commit(l->run);
 }
@@ -1871,16 +1931,23 @@ sweep_leaf(SweepRun *run, Oid root, LeafPlan *lp, bool has_holds, int64 log_id,
 			l.lo = TimestampTzGetDatum(lp->ranges[r].lo);
 			l.lo_incl = lp->ranges[r].lo_incl;
 			l.range_hi = TimestampTzGetDatum(lp->ranges[r].hi);
-			/* a full pass's range is walked: the statistics may be stale */
-			l.range_estimate = lp->full_pass ? -1 : lp->ranges[r].estimate;
+			l.range = &lp->ranges[r];
+			l.next_cut = 0;
+			/*
+			 * A full pass's range is walked: a restore, which asks for one,
+			 * may have written rows the statistics do not know of.
+			 */
+			l.range_estimate = lp->full_pass || !lp->ranges[r].covered ? -1 : lp->ranges[r].estimate;
 			for (;;)
 			{
 				bool		last;
 
 				edata = run_batch(&l, batch_cxt);
-				l.range_estimate = -1;
 				if (edata != NULL)
 					return edata;
+				/* a slice of twice a batch: the statistics are wrong, walk the rest */
+				if (l.by_stats && l.examined > 2 * (int64) run->batch_size)
+					l.range_estimate = -1;
 				counts->scanned += l.examined;
 				last = DatumGetTimestampTz(l.hi) >= DatumGetTimestampTz(l.range_hi);
 				batch_done(&l, batch_cxt, log_id, !last || r + 1 < lp->nranges);
@@ -2363,24 +2430,27 @@ run_start_step(void *arg)
 	Datum	   *oids;
 	int			n;
 	int			i;
+	/* a bound, not an expression: the index on started_at finds them */
+	Interval	keep = {0, 0, retention_log_keep};
 
 	/*
 	 * One statement: who sweeps (the role in effect: SET ROLE's, the
 	 * worker's retention_sweeper), whether the database is still at 1.0
 	 * (it then locks as 1.0 does, too), the tables, and the log pruned
-	 * (by the index on started_at).
+	 * of what is older than retention.log_keep months.
 	 */
-	run_saved("WITH pruned AS (DELETE FROM retention.sweep_log "
-			"WHERE $3 AND started_at < now() - $4 * interval '1 month') "
+	run_saved("WITH pruned AS (DELETE FROM retention.sweep_log WHERE $3 AND started_at < $4) "
 			"SELECT pg_catalog.nextval('retention.sweep_run_seq'), "
 			"$1 || coalesce(' (' || nullif(pg_catalog.current_setting('application_name'), '') || ')', ''), "
 			"(SELECT e.extversion = '1.0' FROM pg_catalog.pg_extension e WHERE e.extname = 'retention'), "
 			"ARRAY(SELECT relid::oid FROM retention.protected_table "
 			"WHERE $2 = 0 OR relid::oid = $2 ORDER BY relid::oid)",
-			4, (Oid[]) {TEXTOID, OIDOID, BOOLOID, INT4OID},
+			4, (Oid[]) {TEXTOID, OIDOID, BOOLOID, TIMESTAMPTZOID},
 			(Datum[]) {CStringGetTextDatum(GetUserNameFromId(GetOuterUserId(), false)),
 				ObjectIdGetDatum(rs->relid), BoolGetDatum(!run->dry_run),
-			Int32GetDatum(retention_log_keep)},
+			DirectFunctionCall2(timestamptz_mi_interval,
+								TimestampTzGetDatum(GetCurrentTransactionStartTimestamp()),
+								IntervalPGetDatum(&keep))},
 			SPI_OK_SELECT);
 	run->run_id = DatumGetInt64(first_value(&isnull));
 	run->run_by = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
@@ -2433,9 +2503,9 @@ retention_sweep(PG_FUNCTION_ARGS)
 	memset(&start, 0, sizeof(start));
 	start.run = &run;
 	start.relid = PG_ARGISNULL(0) ? InvalidOid : PG_GETARG_OID(0);
+	/* committed with the first table's start (its 'running' row) */
 	run_as_owner(&run, run_start_step, &start);
 	tables = start.tables;
-	sweep_commit(&run);
 
 	/* every statement of the run decides as of its cutoff, counted by it */
 	decision.moment = run.cutoff;
