@@ -1445,7 +1445,8 @@ plan_leaf(SweepRun *run, Oid leaf, SweepMark *mark, LeafPlan *lp)
 		for (i = 0; i < lp->nranges; i++)
 		{
 			DueRange   *r = &lp->ranges[i];
-			double		est = range_rows_estimate(rel, t->ended_at, r, run->batch_size / 2.0);
+			double		est = range_rows_estimate(rel, t->ended_at, r,
+												lp->full_pass ? 0 : run->batch_size / 2.0);
 
 			r->estimate = est;
 			if (est >= 0)
@@ -1738,19 +1739,19 @@ run_batch(SweepLeaf *l, MemoryContext batch_cxt)
 
 /*
  * A batch done and counted: what the run did so far, for sweep_progress,
- * committed.  The table's last batch commits with its final log row, mark
- * and audit entry, a moment later: the row says it all, and a batch whose
- * log row could not be written is not left done and unlogged.
+ * committed.  After the table's last batch the final log row says it all,
+ * a moment later.  Even the last batch commits on its own: it holds the
+ * lock that hold() waits for, and the final row's audit entry takes the
+ * audit log's, which a transaction that audited something and then called
+ * hold() holds already.
  */
 static void
 batch_done(SweepLeaf *l, MemoryContext batch_cxt, int64 log_id, bool more)
 {
-	MemoryContext oldcxt;
+	MemoryContext oldcxt = MemoryContextSwitchTo(batch_cxt);
 
-	if (!more && l->plan->last)
-		return;
-	oldcxt = MemoryContextSwitchTo(batch_cxt);
-	log_progress(l->run, log_id, "sweeping", l->counts);
+	if (more || !l->plan->last)
+		log_progress(l->run, log_id, "sweeping", l->counts);
 	MemoryContextSwitchTo(oldcxt);
 	sweep_commit(l->run);
 }
