@@ -1209,8 +1209,11 @@ overlap(double a, double b, double lo, double hi)
  * rows do not change; what is written late into the past is a restore,
  * which asks for a full pass).  A range past its end holds rows written
  * since, which no estimate counts.  And r->cuts: where the histogram cuts
- * the range into slices of about slice rows each, in order.
+ * the range into slices of about slice rows each, in order (at most
+ * MAX_SLICES of them: a range of more is not covered, but walked).
  */
+#define MAX_SLICES 65536
+
 static double
 range_rows_estimate(Relation rel, AttrNumber attnum, DueRange *r, double slice)
 {
@@ -1256,6 +1259,7 @@ range_rows_estimate(Relation rel, AttrNumber attnum, DueRange *r, double slice)
 		double		in = 0;
 		double		next = slice;
 		int			max_cuts = 0;
+		bool		too_many = false;
 
 		for (i = 0; i + 1 < hist.nvalues; i++)
 		{
@@ -1274,6 +1278,16 @@ range_rows_estimate(Relation rel, AttrNumber attnum, DueRange *r, double slice)
 												 from + (next / bucket - in) / part * (to - from) :
 												 a);
 
+				if (r->ncuts >= MAX_SLICES)
+				{
+					/* too many to keep: walked (nothing so large is a night's) */
+					pfree(r->cuts);
+					r->cuts = NULL;
+					r->ncuts = 0;
+					slice = 0;
+					too_many = true;
+					break;
+				}
 				if (r->ncuts >= max_cuts)
 				{
 					max_cuts = Max(16, max_cuts * 2);
@@ -1288,7 +1302,7 @@ range_rows_estimate(Relation rel, AttrNumber attnum, DueRange *r, double slice)
 			in += part;
 		}
 		frac += Max(hist_frac, 0) * in / (hist.nvalues - 1);
-		r->covered = DatumGetTimestampTz(hist.values[hist.nvalues - 1]) > r->hi;
+		r->covered = !too_many && DatumGetTimestampTz(hist.values[hist.nvalues - 1]) > r->hi;
 	}
 	free_attstatsslot(&hist);
 	ReleaseSysCache(tup);
