@@ -1,8 +1,8 @@
 --
 -- A nightly sweep's batches cut by the statistics (issue 16): where every
 -- row of a range of ended_at is due whole and the table's statistics saw
--- rows written after the range, the range is cut into slices of its span
--- holding about half a batch each, one DELETE per slice and no walk of the
+-- rows written after the range, the range is cut where its histogram puts
+-- half a batch of rows, one DELETE per slice and no second walk of the
 -- btree.  Everywhere else (no statistics, rows written since they were
 -- taken, a full pass, statistics proved wrong by a slice of more than two
 -- batches) the batches are the next batch_size rows read from the btree.
