@@ -223,7 +223,7 @@ typedef struct SweepLeaf
 	Datum		range_hi;		/* the end of the range being walked */
 	const DueRange *range;		/* the range */
 	int			next_cut;		/* its first slice's end not yet passed */
-	double		range_estimate; /* its rows by the statistics; -1: walk it */
+	bool		stats_cut;		/* its slices are cut by the statistics, not walked */
 	bool		by_stats;		/* the batch's bound is a slice of the range */
 	int64		examined;		/* rows of the batch's range (keyset batches) */
 	bool		examined_known; /* counted: else the DELETE's rows (by_bound) */
@@ -803,7 +803,7 @@ batch_step(void *arg)
 		 * one DELETE, which counts its rows, and the btree is walked once,
 		 * not twice.  Otherwise the next batch_size rows are read from it.
 		 */
-		if (l->range_estimate >= 0 && bound_proves_due(l, l->range_hi))
+		if (l->stats_cut && bound_proves_due(l, l->range_hi))
 		{
 			const DueRange *r = l->range;
 
@@ -1952,7 +1952,7 @@ sweep_leaf(SweepRun *run, Oid root, LeafPlan *lp, bool has_holds, int64 log_id,
 			 * A full pass's range is walked: a restore, which asks for one,
 			 * may have written rows the statistics do not know of.
 			 */
-			l.range_estimate = lp->full_pass || !lp->ranges[r].covered ? -1 : lp->ranges[r].estimate;
+			l.stats_cut = !lp->full_pass && lp->ranges[r].covered;
 			for (;;)
 			{
 				bool		last;
@@ -1962,7 +1962,7 @@ sweep_leaf(SweepRun *run, Oid root, LeafPlan *lp, bool has_holds, int64 log_id,
 					return edata;
 				/* a slice of twice a batch: the statistics are wrong, walk the rest */
 				if (l.by_stats && l.examined > 2 * (int64) run->batch_size)
-					l.range_estimate = -1;
+					l.stats_cut = false;
 				counts->scanned += l.examined;
 				last = DatumGetTimestampTz(l.hi) >= DatumGetTimestampTz(l.range_hi);
 				batch_done(&l, batch_cxt, log_id, !last || r + 1 < lp->nranges);
