@@ -123,6 +123,64 @@ SELECT retention._citus_problem('part');
 SELECT retention.protect('part', 'ended_at');
 \echo :LAST_ERROR_SQLSTATE
 
+-- the triggers Citus copies to the shards of a table protected, then
+-- distributed (as it makes them, here by hand) find the shard's table from
+-- the metadata: by the shard's name and its placement on this node, never
+-- by its OID.  Where this node protects the table (cdr), the shard is
+-- enforced as a partition of it is; where it does not (dist, as on a
+-- worker), every write is refused, never stored with nothing expired.
+CREATE TABLE cdr_102012 (LIKE cdr);
+CREATE TABLE dist_102013 (LIKE dist);
+INSERT INTO pg_catalog.pg_dist_shard VALUES ('cdr', 102012), ('dist', 102013);
+DO $$
+DECLARE
+	t record;
+	shard text;
+BEGIN
+	FOREACH shard IN ARRAY ARRAY['cdr_102012', 'dist_102013'] LOOP
+		FOR t IN SELECT tgname, pg_get_triggerdef(oid) AS def FROM pg_trigger
+				  WHERE tgrelid = 'cdr'::regclass AND tgname LIKE 'retention%' ORDER BY tgname LOOP
+			EXECUTE replace(t.def, ' ON public.cdr ', format(' ON public.%I ', shard));
+			EXECUTE format('ALTER TABLE %I ENABLE ALWAYS TRIGGER %I', shard, t.tgname);
+		END LOOP;
+	END LOOP;
+END
+$$;
+SELECT tgrelid::regclass, tgname FROM pg_trigger
+ WHERE tgrelid IN ('cdr_102012'::regclass, 'dist_102013'::regclass) ORDER BY tgrelid::regclass::text, tgname;
+-- not yet placed on this node (a shard being moved here): not a shard here
+INSERT INTO dist_102013 VALUES (1, '33600000001', now() - interval '1 day');
+-- placed: Citus invalidates the table, which an ALTER TABLE stands in for
+INSERT INTO pg_catalog.pg_dist_placement VALUES (102012, 1), (102013, 1);
+ALTER TABLE dist SET (autovacuum_enabled = on);
+INSERT INTO dist_102013 VALUES (2, '33600000002', now() - interval '2 years');
+\echo :LAST_ERROR_SQLSTATE
+INSERT INTO dist_102013 VALUES (2, '33600000002', now() - interval '1 hour');
+INSERT INTO dist_102013 VALUES (2, '33600000002', NULL);
+COPY dist_102013 FROM STDIN WITH (FORMAT csv);
+3,33600000003,2026-01-01
+\.
+UPDATE dist_102013 SET caller = NULL;
+SELECT id, caller FROM dist_102013;
+-- cdr's shard, on the node that protects cdr: a row two years old is not
+-- stored, younger ones are, as in cdr itself
+INSERT INTO cdr_102012 VALUES (1, '33600000001', '208-01-1-1', now() - interval '2 years'),
+							  (2, '33600000002', '208-01-1-2', now() - interval '40 days'),
+							  (3, '33600000003', '208-01-1-3', now() - interval '1 day');
+INSERT INTO cdr VALUES (11, '33600000011', '208-01-1-11', now() - interval '40 days');
+SELECT tableoid::regclass, id, caller, cell FROM cdr_102012
+ UNION ALL SELECT tableoid::regclass, id, caller, cell FROM cdr WHERE id = 11 ORDER BY 2;
+-- what the shard is follows the metadata: placed elsewhere, it is no shard
+-- here (as one being moved here, before its placement is): not enforced,
+-- as any table is that retention does not protect
+DELETE FROM pg_catalog.pg_dist_placement WHERE shardid = 102012;
+ALTER TABLE cdr SET (autovacuum_enabled = on);
+INSERT INTO cdr_102012 VALUES (4, '33600000004', '208-01-1-4', now() - interval '2 years');
+SELECT id, caller IS NOT NULL AS in_clear FROM cdr_102012 WHERE id = 4;
+DROP TABLE cdr_102012, dist_102013;
+DELETE FROM pg_catalog.pg_dist_shard WHERE shardid IN (102012, 102013);
+DELETE FROM pg_catalog.pg_dist_placement WHERE shardid IN (102012, 102013);
+
 -- every Citus table with tagged columns, protected or not, is reported
 SELECT "table", kind, note FROM retention.report() WHERE kind = 'not enforced';
 

@@ -69,6 +69,7 @@ typedef struct CitusTable
 	Oid			managed;		/* the relation Citus manages: relid, or one
 								 * of its partitions */
 	Oid			logical;		/* of a shard: its table */
+	Oid			watch;			/* lookup_shard()'s */
 	char	   *distcol;		/* the distribution column, if any */
 } CitusTable;
 
@@ -118,6 +119,67 @@ citus_shard_name(const char *name, int64 shardid)
 }
 
 /*
+ * Whether ct->relid is a shard: a shard is named after its table
+ * (citus_shard_name()), in its schema, and this node holds a placement of
+ * it; a table that merely takes a shard's name on another node is not one.
+ * ct->watch gets the table whose relcache Citus invalidates when the
+ * answer may change (it does so for a table whenever one of its shards or
+ * placements comes or goes): the table whose shard id the name carries,
+ * else the one named like it without the id; InvalidOid if neither is
+ * known.  Inside SPI.
+ */
+static void
+lookup_shard(CitusTable *ct)
+{
+	char	   *relname = get_rel_name(ct->relid);
+	int64		shardid = relname ? shardid_of_name(relname) : 0;
+	bool		isnull;
+	uint64		i;
+
+	ct->watch = InvalidOid;
+	if (shardid <= 0 ||
+		!OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE)))
+		return;
+	if (SPI_execute_with_args(
+							  "SELECT s.logicalrelid::pg_catalog.oid, l.relname::pg_catalog.text, "
+							  "       l.relnamespace OPERATOR(pg_catalog.=) $2 "
+							  "   AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p, "
+							  "                             pg_catalog.pg_dist_local_group g "
+							  "                WHERE p.shardid = s.shardid AND p.groupid = g.groupid) "
+							  "  FROM pg_catalog.pg_dist_shard s "
+							  "  JOIN pg_catalog.pg_class l ON l.oid = s.logicalrelid "
+							  " WHERE s.shardid = $1",
+							  2, (Oid[]) {INT8OID, OIDOID},
+							  (Datum[]) {Int64GetDatum(shardid),
+							  ObjectIdGetDatum(get_rel_namespace(ct->relid))},
+							  NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_dist_shard");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Oid			logical = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		char	   *name = SPI_getvalue(tup, desc, 2);
+		Datum		here = SPI_getbinval(tup, desc, 3, &isnull);
+
+		ct->watch = logical;
+		if (name == NULL || isnull || !DatumGetBool(here) ||
+			strcmp(citus_shard_name(name, shardid), relname) != 0)
+			continue;
+		ct->kind = CITUS_SHARD;
+		ct->managed = ct->relid;
+		ct->logical = logical;
+		return;
+	}
+	if (!OidIsValid(ct->watch))
+	{
+		/* a shard being made (a split): its table's rows are not in yet */
+		*strrchr(relname, '_') = '\0';
+		ct->watch = get_relname_relid(relname, get_rel_namespace(ct->relid));
+	}
+}
+
+/*
  * What Citus makes of ct->relid (or of one of its partitions), from
  * pg_dist_partition; else, whether it is a shard, from pg_dist_shard.  Runs
  * with search_path pinned (retention_run_as()).
@@ -126,11 +188,8 @@ static void
 citus_lookup_step(void *arg)
 {
 	CitusTable *ct = (CitusTable *) arg;
-	char	   *relname;
-	int64		shardid;
 	bool		isnull;
 	MemoryContext cxt = CurrentMemoryContext;
-	uint64		i;
 
 	ct->kind = CITUS_NONE;
 	if (!retention_citus_present_in_db())
@@ -173,42 +232,7 @@ citus_lookup_step(void *arg)
 		return;
 	}
 
-	/*
-	 * A shard is named after its table (citus_shard_name()), in its schema,
-	 * and this node holds a placement of it: a table that merely takes a
-	 * shard's name on another node is not one.
-	 */
-	relname = get_rel_name(ct->relid);
-	shardid = relname ? shardid_of_name(relname) : 0;
-	if (shardid > 0 &&
-		OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE)))
-	{
-		if (SPI_execute_with_args(
-								  "SELECT s.logicalrelid::pg_catalog.oid, l.relname::pg_catalog.text "
-								  "  FROM pg_catalog.pg_dist_shard s "
-								  "  JOIN pg_catalog.pg_class l ON l.oid = s.logicalrelid "
-								  " WHERE s.shardid = $1 AND l.relnamespace = $2 "
-								  "   AND EXISTS (SELECT 1 FROM pg_catalog.pg_dist_placement p, "
-								  "                             pg_catalog.pg_dist_local_group g "
-								  "                WHERE p.shardid = s.shardid AND p.groupid = g.groupid)",
-								  2, (Oid[]) {INT8OID, OIDOID},
-								  (Datum[]) {Int64GetDatum(shardid),
-								  ObjectIdGetDatum(get_rel_namespace(ct->relid))},
-								  NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "could not read pg_dist_shard");
-		for (i = 0; i < SPI_processed; i++)
-		{
-			char	   *logical = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
-
-			if (logical == NULL || strcmp(citus_shard_name(logical, shardid), relname) != 0)
-				continue;
-			ct->kind = CITUS_SHARD;
-			ct->managed = ct->relid;
-			ct->logical = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-														 SPI_tuptable->tupdesc, 1, &isnull));
-			break;
-		}
-	}
+	lookup_shard(ct);
 	SPI_finish();
 }
 
@@ -335,6 +359,65 @@ retention_citus_table_problem(Oid relid)
 		return psprintf("Citus's metadata could not be read (%s): retention cannot tell whether Citus manages this table",
 						edata->message);
 	return citus_kind_problem(&ct);
+}
+
+/* run lookup_shard() alone, in SPI */
+static void
+shard_lookup_step(void *arg)
+{
+	SPI_connect();
+	lookup_shard((CitusTable *) arg);
+	SPI_finish();
+}
+
+/*
+ * retention_citus_shard_candidate: whether relid, in a database where
+ * Citus is, is named as Citus names shards (<table>_<shardid>); cheap,
+ * for the table cache to ask before it asks retention_citus_shard().
+ */
+bool
+retention_citus_shard_candidate(Oid relid)
+{
+	char	   *relname;
+	bool		candidate;
+
+	if (!retention_citus_present_in_db())
+		return false;
+	relname = get_rel_name(relid);
+	candidate = relname != NULL && shardid_of_name(relname) > 0;
+	if (relname)
+		pfree(relname);
+	return candidate;
+}
+
+/*
+ * retention_citus_shard: if relid is a shard of a Citus table placed on
+ * this node, that table (its shell on this node), found from Citus's shard
+ * metadata at each call: never from a shard's OID, which a move or a
+ * split changes.  InvalidOid if relid is no shard here.  *watch gets the
+ * relation whose relcache invalidation may change the answer, or
+ * InvalidOid if none is known (then any may).  Metadata that cannot be
+ * read is an error.
+ */
+Oid
+retention_citus_shard(Oid relid, Oid *watch)
+{
+	CitusTable	ct;
+	ErrorData  *edata;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	memset(&ct, 0, sizeof(ct));
+	ct.relid = relid;
+	edata = retention_run_as(GetUserId(), shard_lookup_step, &ct);
+	MemoryContextSwitchTo(cxt);
+	if (edata != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot tell whether table \"%s\" is a shard of a Citus table",
+						relname_or_oid(relid)),
+				 errdetail("Citus's metadata could not be read (%s).", edata->message)));
+	*watch = ct.watch;
+	return ct.kind == CITUS_SHARD ? ct.logical : InvalidOid;
 }
 
 /* retention._citus_present(): is Citus's metadata in this database? */

@@ -71,7 +71,8 @@ typedef struct RetentionTable
 {
 	Oid			relid;			/* hash key */
 	bool		valid;
-	Oid			protected_relid;	/* relid or an ancestor; InvalidOid if not
+	Oid			protected_relid;	/* relid, an ancestor, or a shard's table
+									 * (or its ancestor); InvalidOid if not
 									 * protected */
 	Oid			owner;			/* of the relation: fix-ups run as it */
 	AttrNumber	ended_at;
@@ -93,6 +94,12 @@ typedef struct RetentionTable
 	int			ntimestamps;	/* generalized when the row is kept
 								 * anonymized */
 	AttrNumber *timestamps;
+	/* named like a Citus shard: what that makes it */
+	bool		citus_watched;	/* its entry follows citus_watch */
+	Oid			citus_watch;	/* rebuilt when this relation is invalidated
+								 * (InvalidOid: any) */
+	Oid			citus_table;	/* a shard here of this Citus table, or
+								 * InvalidOid */
 	/* prepared by trigger.c on first use, freed with the entry */
 	SPIPlanPtr	update_plan;
 	SPIPlanPtr	delete_plan;

@@ -173,10 +173,12 @@ extern ErrorData *retention_run_as(Oid userid, void (*step) (void *arg), void *a
 extern ErrorData *retention_run_restricted(Oid userid, void (*step) (void *arg), void *arg);
 extern void retention_unpin_search_path(int nestlevel);
 
-/* citus.c: which relations Citus manages (retention enforces none yet) */
+/* citus.c: which relations Citus manages, and a shard's table */
 extern bool retention_citus_present_in_db(void);
 extern char *retention_citus_table_problem(Oid relid);
 extern char *retention_citus_unknown_version(void);
+extern bool retention_citus_shard_candidate(Oid relid);
+extern Oid	retention_citus_shard(Oid relid, Oid *watch);
 
 /*
  * locks.c: the locks that serialize retention's own work, which no other

@@ -36,6 +36,8 @@
 static MemoryContext TableCacheContext = NULL;
 static HTAB *table_cache = NULL;
 static RetentionTable *last_table = NULL;
+/* some entry is named like a Citus shard (RetentionTable.citus_watched) */
+static bool citus_entries = false;
 
 static bool owner_valid = false;
 
@@ -79,6 +81,17 @@ table_cache_flush(Oid relid)
 
 		if (t != NULL)
 			t->valid = false;
+		if (citus_entries)
+		{
+			HASH_SEQ_STATUS status;
+
+			/* what a relation named like a shard is follows its table */
+			hash_seq_init(&status, table_cache);
+			while ((t = hash_seq_search(&status)) != NULL)
+				if (t->citus_watched &&
+					(t->citus_watch == relid || !OidIsValid(t->citus_watch)))
+					t->valid = false;
+		}
 	}
 }
 
@@ -383,6 +396,22 @@ load_protection(RetentionTable *t, Relation rel, MemoryContext cxt)
 	if (rel->rd_rel->relispartition)
 		ancestors = get_partition_ancestors(t->relid);
 	p = protection_of(t->relid, ancestors);
+	if (!p->found && retention_citus_shard_candidate(t->relid))
+	{
+		/*
+		 * A shard is protected as its table is on this node, like a
+		 * partition of it: found through Citus's metadata each time the
+		 * entry is built, and rebuilt when Citus invalidates the table.
+		 */
+		t->citus_watched = true;
+		citus_entries = true;
+		t->citus_table = retention_citus_shard(t->relid, &t->citus_watch);
+		if (OidIsValid(t->citus_table))
+		{
+			ancestors = lcons_oid(t->citus_table, get_partition_ancestors(t->citus_table));
+			p = protection_of(t->relid, ancestors);
+		}
+	}
 	if (!p->found)
 		return;
 

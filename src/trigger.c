@@ -426,6 +426,29 @@ stored_as_written(void)
 }
 
 /*
+ * A Citus shard whose table this node's catalog does not protect (Citus
+ * copies a table's triggers to its shards, and only the node where the
+ * table was protected knows it): a row written there would be stored with
+ * nothing expired.  Fail closed: the write is refused.
+ */
+static void
+refuse_unprotected_shard(Relation rel, const RetentionTable *t)
+{
+	char	   *table;
+
+	if (!OidIsValid(t->citus_table) || OidIsValid(t->protected_relid))
+		return;
+	table = get_rel_name(t->citus_table);
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot write to shard \"%s\" of Citus table \"%s\"",
+					RelationGetRelationName(rel), table ? table : "?"),
+			 errdetail("Retention's triggers were copied to the shard, but table \"%s\" is not protected on this node: the row would be stored with nothing expired.",
+					   table ? table : "?"),
+			 errhint("Retention does not enforce Citus tables yet: undistribute_table() makes the table local again.  See docs/citus.md.")));
+}
+
+/*
  * retention_expire_before: BEFORE INSERT/UPDATE FOR EACH ROW.  Applies what
  * is due to the new row before it is stored.  A fully due row in a table
  * that deletes expired rows is not inserted at all (and counted); on
@@ -462,11 +485,13 @@ retention_expire_before(PG_FUNCTION_ARGS)
 	{
 		/* not swept since it was written: the next sweep must look at all */
 		t = retention_table(RelationGetRelid(rel));
+		refuse_unprotected_shard(rel, t);
 		if (OidIsValid(t->protected_relid))
 			retention_sweep_note_as_written(RelationGetRelid(rel), t->protected_relid);
 		return PointerGetDatum(newtuple);
 	}
 	t = retention_table(RelationGetRelid(rel));
+	refuse_unprotected_shard(rel, t);
 	if (!OidIsValid(t->protected_relid) || t->ncolumns == 0)
 		return PointerGetDatum(newtuple);
 
@@ -705,12 +730,14 @@ retention_expire_after(PG_FUNCTION_ARGS)
 	{
 		/* due as written (the trigger's WHEN): the next sweep must find it */
 		t = retention_table(RelationGetRelid(rel));
+		refuse_unprotected_shard(rel, t);
 		if (OidIsValid(t->protected_relid))
 			retention_sweep_note_as_written(RelationGetRelid(rel), t->protected_relid);
 		return PointerGetDatum(NULL);
 	}
 
 	t = retention_table(RelationGetRelid(rel));
+	refuse_unprotected_shard(rel, t);
 	if (!OidIsValid(t->protected_relid) || t->ncolumns == 0)
 		return PointerGetDatum(NULL);
 
@@ -766,6 +793,7 @@ typedef struct DueAtWriteCache
 	TimestampTz now;
 	Oid			relid;
 	bool		protected;
+	bool		refuse;
 	bool		exact;
 	TimestampTz bound;
 } DueAtWriteCache;
@@ -789,7 +817,7 @@ retention_due_at_write(PG_FUNCTION_ARGS)
 	Oid			relid;
 	bool		fully_due;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
 	if (cache == NULL)
 	{
@@ -798,12 +826,6 @@ retention_due_at_write(PG_FUNCTION_ARGS)
 		cache->types[2] = PG_NARGS() > 2 ? get_fn_expr_argtype(fcinfo->flinfo, 2) : InvalidOid;
 		fcinfo->flinfo->fn_extra = cache;
 	}
-
-	memset(&row, 0, sizeof(row));
-	row.ended_at = (cache->types[1] == TIMESTAMPOID) ?
-		retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(1)) : PG_GETARG_TIMESTAMPTZ(1);
-	/* the trigger's WHEN tests the direction itself (_create_triggers()) */
-	row.originated = true;
 
 	now = decision_time();
 	relid = PG_GETARG_OID(0);
@@ -814,6 +836,8 @@ retention_due_at_write(PG_FUNCTION_ARGS)
 		cache->generation = retention_cache_generation;
 		t = retention_table(relid);
 		cache->protected = OidIsValid(t->protected_relid) && t->ncolumns > 0;
+		/* every row of a shard not protected here: the trigger refuses it */
+		cache->refuse = OidIsValid(t->citus_table) && !OidIsValid(t->protected_relid);
 		if (cache->protected)
 		{
 			retention_cutoffs(now, &cut);
@@ -823,8 +847,17 @@ retention_due_at_write(PG_FUNCTION_ARGS)
 		cache->relid = relid;
 		cache->valid = true;
 	}
-	if (!cache->protected)
+	if (cache->refuse)
+		PG_RETURN_BOOL(true);
+	if (!cache->protected || PG_ARGISNULL(1))
 		PG_RETURN_BOOL(false);
+
+	memset(&row, 0, sizeof(row));
+	row.ended_at = (cache->types[1] == TIMESTAMPOID) ?
+		retention_timestamp_to_tz(PG_GETARG_TIMESTAMP(1)) : PG_GETARG_TIMESTAMPTZ(1);
+	/* the trigger's WHEN tests the direction itself (_create_triggers()) */
+	row.originated = true;
+
 	/* an end to come: the AFTER trigger refuses it */
 	if (row.ended_at > now + FUTURE_TOLERANCE)
 		PG_RETURN_BOOL(true);
