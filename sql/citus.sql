@@ -65,6 +65,21 @@ SELECT action, object, details->>'status' AS status FROM retention.audit_log
 -- nor does a subject's request reach its rows
 SELECT * FROM retention.anonymize('cdr'::regclass, '33600000001');
 \echo :LAST_ERROR_SQLSTATE
+-- a withdrawal of consent is recorded, and names the tables whose
+-- marketing data it cannot reach, saying that no sweep will either
+CREATE TABLE promo (id bigint, caller retention.msisdn(billing), promo_cell retention.cell(marketing),
+					ended_at timestamptz);
+SELECT retention.protect('promo', 'ended_at', subscriber => 'caller');
+SELECT retention.grant_consent('33600000001', now() + interval '1 month', now() + interval '1 year');
+INSERT INTO promo VALUES (1, '33600000001', '208-01-1-1', now() - interval '1 day');
+INSERT INTO pg_catalog.pg_dist_partition VALUES
+	('promo', 'h', '{VAR :varno 1 :varattno 1 :vartype 20 :vartypmod -1 :varcollid 0 :varlevelsup 0 :varnosyn 1 :varattnosyn 1 :location -1}', 1, 's');
+SELECT retention.withdraw_consent('33600000001');
+SELECT subscriber, withdrawn_at IS NOT NULL AS withdrawn FROM retention.consent;
+SELECT details FROM retention.audit_log WHERE action = 'withdraw_consent';
+DELETE FROM pg_catalog.pg_dist_partition WHERE logicalrelid = 'promo'::regclass;
+SELECT retention.unprotect('promo');
+DROP TABLE promo;
 
 -- protect() refuses every kind of table Citus manages
 CREATE TABLE dist (id bigint, caller retention.msisdn(billing), ended_at timestamptz);

@@ -275,6 +275,23 @@ DETAIL:  $note.
 HINT:  Retention does not enforce Citus tables yet.  See docs/citus.md.
 }, 'anonymize(tbl, subscriber) refuses it, saying why');
 
+$coord->safe_psql('postgres', q{
+	CREATE TABLE promo (id bigint, caller retention.msisdn(billing), promo_cell retention.cell(marketing),
+						ended_at timestamptz);
+	SELECT retention.protect('promo', 'ended_at', subscriber => 'caller');
+	SET citus.enable_unsafe_triggers = on;
+	SELECT create_distributed_table('promo', 'id');
+	SELECT retention.grant_consent('33600000001', now() + interval '1 month', now() + interval '1 year');
+});
+($rc, $out, $serr) = $coord->psql('postgres', q{SELECT retention.withdraw_consent('33600000001')});
+is($serr, q{psql:<stdin>:1: WARNING:  marketing data of the subscriber is not anonymized in 1 tables that retention does not enforce
+DETAIL:  The consent is withdrawn, but Citus manages these tables and no sweep reaches their rows: public.promo.
+HINT:  See retention.report(), rows of kind "not enforced", and docs/citus.md.},
+	'withdraw_consent() names the distributed table it cannot reach, and not as left to a sweep');
+is($coord->safe_psql('postgres', q{
+	SELECT count(*) FROM retention.consent WHERE subscriber = '33600000001' AND withdrawn_at IS NOT NULL}),
+	'1', 'and the withdrawal is recorded');
+
 # --- on a worker -----------------------------------------------------------------
 
 for my $w ($w1, $w2)
