@@ -65,6 +65,12 @@ SELECT action, object, details->>'status' AS status FROM retention.audit_log
 -- nor does a subject's request reach its rows
 SELECT * FROM retention.anonymize('cdr'::regclass, '33600000001');
 \echo :LAST_ERROR_SQLSTATE
+-- nor is it exposed: the view would show what no sweep clears
+CREATE ROLE regress_citus_billing;
+SELECT retention.expose('cdr', 'billing', 'regress_citus_billing');
+\echo :LAST_ERROR_SQLSTATE
+SELECT count(*) FROM retention.exposure;
+DROP ROLE regress_citus_billing;
 -- a withdrawal of consent is recorded, and names the tables whose
 -- marketing data it cannot reach, saying that no sweep will either
 CREATE TABLE promo (id bigint, caller retention.msisdn(billing), promo_cell retention.cell(marketing),

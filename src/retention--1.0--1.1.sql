@@ -4217,11 +4217,20 @@ DECLARE
 	view_name	name;
 	nsp			name;
 	mix			record;
+	citus		text;
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM retention.protected_table pt WHERE pt.relid = tbl) THEN
 		RAISE EXCEPTION 'table % is not protected', tbl
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'Protect it first with retention.protect().';
+	END IF;
+	-- a view over a Citus table would show what no sweep clears
+	citus := retention._citus_problem(tbl);
+	IF citus IS NOT NULL THEN
+		RAISE EXCEPTION 'cannot expose table %', tbl
+			USING ERRCODE = 'feature_not_supported',
+				  DETAIL = citus || '.',
+				  HINT = 'Retention does not enforce Citus tables yet.  See docs/citus.md.';
 	END IF;
 	IF NOT EXISTS (SELECT 1 FROM retention.purpose pu WHERE pu.purpose = expose.purpose) THEN
 		PERFORM retention._unknown_purpose(purpose);

@@ -274,6 +274,13 @@ is($err, qq{ERROR:  0A000: cannot anonymize the subscriber's rows of table "cdr"
 DETAIL:  $note.
 HINT:  Retention does not enforce Citus tables yet.  See docs/citus.md.
 }, 'anonymize(tbl, subscriber) refuses it, saying why');
+$err = error_of($coord, 'postgres', q{
+	CREATE ROLE billing_reader;
+	SELECT retention.expose('cdr', 'billing', 'billing_reader')});
+is($err, qq{ERROR:  0A000: cannot expose table public.cdr
+DETAIL:  $note.
+HINT:  Retention does not enforce Citus tables yet.  See docs/citus.md.
+}, 'expose() refuses it too');
 
 $coord->safe_psql('postgres', q{
 	CREATE TABLE promo (id bigint, caller retention.msisdn(billing), promo_cell retention.cell(marketing),
