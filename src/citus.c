@@ -173,7 +173,7 @@ lookup_shard(CitusTable *ct)
 	}
 	if (!OidIsValid(ct->watch))
 	{
-		/* a shard being made (a split): its table's rows are not in yet */
+		/* no shard has this id yet (a split makes it): the table named so */
 		*strrchr(relname, '_') = '\0';
 		ct->watch = get_relname_relid(relname, get_rel_namespace(ct->relid));
 	}
