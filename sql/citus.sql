@@ -145,7 +145,8 @@ SELECT retention.protect('part', 'ended_at');
 \echo :LAST_ERROR_SQLSTATE
 
 -- the triggers Citus copies to the shards of a table protected, then
--- distributed (as it makes them, here by hand) find the shard's table from
+-- distributed (as it makes them, here by hand, named after the shard id)
+-- find the shard's table from
 -- the metadata: by the shard's name and its placement on this node, never
 -- by its OID.  Where this node protects the table (cdr), the shard is
 -- enforced as a partition of it is; where it does not (dist, as on a
@@ -161,8 +162,11 @@ BEGIN
 	FOREACH shard IN ARRAY ARRAY['cdr_102012', 'dist_102013'] LOOP
 		FOR t IN SELECT tgname, pg_get_triggerdef(oid) AS def FROM pg_trigger
 				  WHERE tgrelid = 'cdr'::regclass AND tgname LIKE 'retention%' ORDER BY tgname LOOP
-			EXECUTE replace(t.def, ' ON public.cdr ', format(' ON public.%I ', shard));
-			EXECUTE format('ALTER TABLE %I ENABLE ALWAYS TRIGGER %I', shard, t.tgname);
+			EXECUTE replace(replace(t.def, ' ON public.cdr ', format(' ON public.%I ', shard)),
+							format('TRIGGER %s ', t.tgname),
+							format('TRIGGER %s_%s ', t.tgname, substring(shard FROM '[0-9]+$')));
+			EXECUTE format('ALTER TABLE %I ENABLE ALWAYS TRIGGER %I', shard,
+						   t.tgname || '_' || substring(shard FROM '[0-9]+$'));
 		END LOOP;
 	END LOOP;
 END
@@ -183,6 +187,17 @@ COPY dist_102013 FROM STDIN WITH (FORMAT csv);
 \.
 UPDATE dist_102013 SET caller = NULL;
 SELECT id, caller FROM dist_102013;
+-- nor may the shard's owner turn the triggers off, though the shard is not
+-- in this node's catalog
+CREATE ROLE regress_citus_owner;
+ALTER TABLE dist_102013 OWNER TO regress_citus_owner;
+SET ROLE regress_citus_owner;
+ALTER TABLE dist_102013 DISABLE TRIGGER retention_expire_after_102013;
+\echo :LAST_ERROR_SQLSTATE
+ALTER TABLE dist_102013 ENABLE REPLICA TRIGGER retention_expire_after_102013;
+DROP TRIGGER retention_expire_after_102013 ON dist_102013;
+\echo :LAST_ERROR_SQLSTATE
+RESET ROLE;
 -- cdr's shard, on the node that protects cdr: a row two years old is not
 -- stored, younger ones are, as in cdr itself
 INSERT INTO cdr_102012 VALUES (1, '33600000001', '208-01-1-1', now() - interval '2 years'),
@@ -199,6 +214,7 @@ ALTER TABLE cdr SET (autovacuum_enabled = on);
 INSERT INTO cdr_102012 VALUES (4, '33600000004', '208-01-1-4', now() - interval '2 years');
 SELECT id, caller IS NOT NULL AS in_clear FROM cdr_102012 WHERE id = 4;
 DROP TABLE cdr_102012, dist_102013;
+DROP ROLE regress_citus_owner;
 DELETE FROM pg_catalog.pg_dist_shard WHERE shardid IN (102012, 102013);
 DELETE FROM pg_catalog.pg_dist_placement WHERE shardid IN (102012, 102013);
 

@@ -1881,6 +1881,33 @@ BEGIN
 END
 $$;
 
+-- a Citus shard's copies of retention's triggers (Citus makes them from the
+-- table's when it was protected, then distributed: they refuse the writes
+-- that reach the shard where the table is not protected): disabling or
+-- dropping one is refused to ordinary roles, audited for retention_admin
+-- and superusers, as on a protected table; the shard is not in the catalog
+CREATE FUNCTION retention._shard_trigger_lost(tbl regclass, what text, problem text,
+											  message text)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, retention, pg_temp
+AS $$
+BEGIN
+	IF retention._citus_problem(tbl) IS NULL THEN
+		RETURN;
+	END IF;
+	IF NOT retention._is_admin() THEN
+		RAISE EXCEPTION '%', message
+			USING ERRCODE = 'insufficient_privilege',
+				  DETAIL = problem || '.',
+				  HINT = 'Retention''s triggers stay ENABLE ALWAYS on the shards Citus copied them to; see docs/citus.md.';
+	END IF;
+	PERFORM retention._audit('enforcement_lost', tbl::text,
+							 jsonb_build_object('command', what, 'problems', jsonb_build_array(problem)));
+END
+$$;
+REVOKE ALL ON FUNCTION retention._shard_trigger_lost(regclass, text, text, text) FROM PUBLIC;
+
 -- ddl_command_end: retention's triggers are not renamed nor replaced,
 -- disabled or made to skip replica mode, no rule is put on a protected
 -- table, no tagged column of one becomes NOT NULL unless it can be erased
@@ -1930,7 +1957,20 @@ BEGIN
 			END IF;
 		ELSIF cmd.classid = 'pg_catalog.pg_class'::pg_catalog.regclass THEN
 			rel := retention._is_protected(cmd.objid::regclass);
-			CONTINUE WHEN rel IS NULL;
+			IF rel IS NULL THEN
+				SELECT * INTO tg FROM pg_catalog.pg_trigger t
+				 WHERE t.tgrelid = cmd.objid AND t.tgfoid = ANY (retention._expiry_functions())
+				   AND t.tgenabled <> 'A'
+				 ORDER BY t.tgname LIMIT 1;
+				IF FOUND THEN
+					PERFORM retention._shard_trigger_lost(cmd.objid::regclass, cmd.command_tag,
+						format('trigger %s on %s %s', tg.tgname, cmd.objid::regclass,
+							   CASE tg.tgenabled WHEN 'D' THEN 'is disabled' WHEN 'R' THEN 'fires in replica mode only'
+												 ELSE 'is not ENABLE ALWAYS' END),
+						'only retention_admin can disable retention''s triggers');
+				END IF;
+				CONTINUE;
+			END IF;
 			-- an erased value is NULL, or the empty value of a NOT NULL
 			-- column whose default it is: for every role, as protect()
 			-- refuses the others (SET NOT NULL, DROP or SET DEFAULT, ADD
@@ -1964,6 +2004,13 @@ BEGIN
 	FOR o IN SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects() d
 			  WHERE d.object_type = 'trigger' LOOP
 		rel := pg_catalog.to_regclass(format('%I.%I', o.address_names[1], o.address_names[2]));
+		-- a shard's copy, named by Citus after the shard id
+		IF retention._is_protected(rel) IS NULL AND rel IS NOT NULL
+		   AND o.address_names[3] ~ '^retention_expire_(before|after)_[0-9]+$' THEN
+			PERFORM retention._shard_trigger_lost(rel, 'DROP TRIGGER',
+				format('trigger %s on %s is dropped', o.address_names[3], rel),
+				'only retention_admin can drop retention''s triggers');
+		END IF;
 		rel := retention._is_protected(rel);
 		CONTINUE WHEN rel IS NULL OR rel = ANY (done);
 		done := done || rel;

@@ -246,6 +246,55 @@ like($err, $copy_refusal, 'COPY through the coordinator is refused');
 $err = error_of($coord, 'postgres', q{
 	COPY cdr FROM PROGRAM 'echo 2,33600000002,208-01-1-2,' WITH (FORMAT csv)});
 like($err, $copy_refusal, 'even of a row with no end yet');
+
+# on the worker itself, straight into a shard: the same refusal, whoever
+# writes and however; the table's owner cannot turn the triggers off
+my $w1_shard = $w1->safe_psql('postgres', q{
+	SET citus.override_table_visibility = off;
+	SELECT c.relname FROM pg_class c JOIN pg_dist_shard s ON c.relname = 'cdr_' || s.shardid
+	 WHERE s.logicalrelid = 'cdr'::regclass ORDER BY 1 LIMIT 1});
+like($w1_shard, qr/^cdr_\d+$/, "worker1 holds shard $w1_shard");
+# Citus names a shard's copy of a trigger after the shard id
+(my $w1_trigger = $w1_shard) =~ s/^cdr_/retention_expire_after_/;
+$w1->safe_psql('postgres', qq{
+	CREATE ROLE cdr_owner;
+	SET citus.enable_ddl_propagation = off;
+	ALTER TABLE $w1_shard OWNER TO cdr_owner});
+$err = error_of($w1, 'postgres', qq{
+	INSERT INTO $w1_shard VALUES (1, '33600000001', '208-01-1-1', now() - interval '2 years')});
+like($err, qr/^ERROR:  0A000: cannot write to shard "$w1_shard" \Q$refused\E/, 'a superuser writing to the shard on its worker is refused');
+$err = error_of($w1, 'postgres', qq{
+	SET session_replication_role = replica;
+	INSERT INTO $w1_shard VALUES (1, '33600000001', '208-01-1-1', now() - interval '2 years')});
+like($err, qr/^ERROR:  0A000: cannot write to shard "$w1_shard" \Q$refused\E/, 'so is one in replica mode');
+$err = error_of($w1, 'postgres', qq{
+	SET ROLE cdr_owner;
+	ALTER TABLE $w1_shard DISABLE TRIGGER $w1_trigger});
+is($err, qq{ERROR:  42501: only retention_admin can disable retention's triggers
+DETAIL:  trigger $w1_trigger on public.$w1_shard is disabled.
+HINT:  Retention's triggers stay ENABLE ALWAYS on the shards Citus copied them to; see docs/citus.md.
+}, "the shard's owner cannot disable the trigger");
+$err = error_of($w1, 'postgres', qq{
+	SET ROLE cdr_owner;
+	ALTER TABLE $w1_shard ENABLE REPLICA TRIGGER $w1_trigger});
+like($err, qr/^ERROR:  42501: only retention_admin can disable retention's triggers\nDETAIL:  trigger $w1_trigger on public\.$w1_shard fires in replica mode only\./,
+	'nor make it fire in replica mode only');
+$err = error_of($w1, 'postgres', qq{
+	SET ROLE cdr_owner;
+	DROP TRIGGER $w1_trigger ON $w1_shard});
+is($err, qq{ERROR:  42501: only retention_admin can drop retention's triggers
+DETAIL:  trigger $w1_trigger on public.$w1_shard is dropped.
+HINT:  Retention's triggers stay ENABLE ALWAYS on the shards Citus copied them to; see docs/citus.md.
+}, "nor drop it");
+# a superuser may; it is audited on the node
+$w1->safe_psql('postgres', qq{
+	ALTER TABLE $w1_shard DISABLE TRIGGER $w1_trigger;
+	ALTER TABLE $w1_shard ENABLE ALWAYS TRIGGER $w1_trigger});
+is($w1->safe_psql('postgres', qq{
+	SELECT object, details->>'command', details->'problems'->>0 FROM retention.audit_log
+	 WHERE action = 'enforcement_lost' ORDER BY id}),
+	"public.$w1_shard|ALTER TABLE|trigger $w1_trigger on public.$w1_shard is disabled",
+	"a superuser's disabling is audited on the worker");
 is($coord->safe_psql('postgres', 'SELECT count(*) FROM cdr'), '0', 'nothing was stored');
 
 is($coord->safe_psql('postgres', q{SELECT kind, note FROM retention.report() WHERE "table" = 'cdr'::regclass}),
