@@ -83,8 +83,14 @@ INSERT INTO pg_catalog.pg_dist_partition VALUES
 SELECT retention.withdraw_consent('33600000001');
 SELECT subscriber, withdrawn_at IS NOT NULL AS withdrawn FROM retention.consent;
 SELECT details FROM retention.audit_log WHERE action = 'withdraw_consent';
-DELETE FROM pg_catalog.pg_dist_partition WHERE logicalrelid = 'promo'::regclass;
+-- unprotect() lets Citus drop a distributed table's triggers (Citus asks
+-- for citus.enable_unsafe_triggers), for its own statement only
+BEGIN;
 SELECT retention.unprotect('promo');
+SELECT count(*) FROM pg_trigger WHERE tgrelid = 'promo'::regclass;
+SELECT current_setting('citus.enable_unsafe_triggers', true) AS unsafe_triggers;
+COMMIT;
+DELETE FROM pg_catalog.pg_dist_partition WHERE logicalrelid = 'promo'::regclass;
 DROP TABLE promo;
 
 -- protect() refuses every kind of table Citus manages

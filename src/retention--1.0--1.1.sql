@@ -1692,17 +1692,29 @@ SET client_min_messages = warning
 AS $$
 DECLARE
 	t		record;
+	citus	boolean;
+	unsafe	text;
 BEGIN
 	DELETE FROM retention.protected_table pt WHERE pt.relid = tbl;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'table % is not protected', tbl
 			USING ERRCODE = 'undefined_object';
 	END IF;
+	-- Citus drops the triggers of a table it manages, and its shards', only
+	-- with its unsafe triggers allowed: for this statement alone
+	citus := retention._citus_problem(tbl) IS NOT NULL;
+	IF citus THEN
+		unsafe := pg_catalog.current_setting('citus.enable_unsafe_triggers', true);
+		PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+	END IF;
 	FOR t IN SELECT tg.tgname FROM pg_catalog.pg_trigger tg
 			  WHERE tg.tgrelid = tbl AND tg.tgparentid = 0
 				AND tg.tgfoid = ANY (retention._expiry_functions()) LOOP
 		EXECUTE format('DROP TRIGGER %I ON %s', t.tgname, tbl);
 	END LOOP;
+	IF citus THEN
+		PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', coalesce(unsafe, 'off'), true);
+	END IF;
 	PERFORM retention._audit('unprotect', tbl::text);
 END
 $$;

@@ -411,6 +411,28 @@ is($coord->safe_psql('postgres', q{
 $coord->append_conf('postgresql.conf', "retention.enabled = off");
 $coord->reload;
 
+# --- unprotected: the triggers go from every shard ------------------------------
+
+$coord->safe_psql('postgres', q{SELECT retention.unprotect('promo')});
+is($coord->safe_psql('postgres', q{
+	SELECT count(*) FROM retention.protected_table WHERE relid = 'promo'::regclass}), '0',
+	'unprotect() takes a distributed table out of retention');
+is(join('|', map { $_->safe_psql('postgres', q{
+	SET citus.override_table_visibility = off;
+	SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+	  LEFT JOIN pg_dist_shard s ON c.relname = 'promo_' || s.shardid
+	 WHERE t.tgname LIKE 'retention_expire%' AND (c.relname = 'promo' OR s.logicalrelid = 'promo'::regclass)}) } @nodes),
+	'0|0|0', "and its triggers go from the table and from every shard (a split's leftovers, which Citus drops later, aside)");
+is(join('|', map { $_->safe_psql('postgres', q{
+	SELECT count(*) > 0 FROM retention.audit_log
+	 WHERE action = 'enforcement_lost' AND object LIKE 'public.promo\_%' AND details->>'command' = 'DROP TRIGGER'}) } $w1, $w2),
+	't|t', "each worker audits the drop of its shards' triggers");
+is($coord->safe_psql('postgres', q{SHOW citus.enable_unsafe_triggers}), 'off',
+	'without leaving unsafe triggers allowed');
+$coord->safe_psql('postgres', q{INSERT INTO promo VALUES (1, '33600000001', '208-01-1-1', now() - interval '1 day')});
+is($coord->safe_psql('postgres', q{SELECT DISTINCT kind FROM retention.report() WHERE "table" = 'promo'::regclass ORDER BY 1}),
+	"not enforced\nunprotected copy", 'it takes writes again, and report() says it is not enforced');
+
 # --- Citus installed after retention ----------------------------------------------
 
 cluster('late', q{
