@@ -302,18 +302,18 @@ citus_kind_clause(const CitusTable *ct)
 	{
 		case CITUS_DISTRIBUTED:
 			what = ct->distcol ?
-				psprintf("Citus distributed table (distribution column %s): its rows are in shards that retention's triggers, sweep and report do not reach",
+				psprintf("Citus distributed table (distribution column %s): its rows are in shards that retention's sweep and report do not reach",
 						 quote_identifier(ct->distcol)) :
-				pstrdup("Citus distributed table: its rows are in shards that retention's triggers, sweep and report do not reach");
+				pstrdup("Citus distributed table: its rows are in shards that retention's sweep and report do not reach");
 			break;
 		case CITUS_SINGLE_SHARD:
-			what = pstrdup("Citus distributed table (single shard): its rows are in a shard that retention's triggers, sweep and report do not reach");
+			what = pstrdup("Citus distributed table (single shard): its rows are in a shard that retention's sweep and report do not reach");
 			break;
 		case CITUS_REFERENCE:
-			what = pstrdup("Citus reference table: its rows are in shards on every node that retention's triggers, sweep and report do not reach");
+			what = pstrdup("Citus reference table: its rows are in shards on every node that retention's sweep and report do not reach");
 			break;
 		case CITUS_LOCAL:
-			what = pstrdup("Citus local table: its rows are in a shard that retention's triggers, sweep and report do not reach");
+			what = pstrdup("Citus local table: its rows are in a shard that retention's sweep and report do not reach");
 			break;
 		case CITUS_SHARD:
 			what = psprintf("shard of Citus table %s: Citus moves, splits and drops shards, and retention enforces none",
@@ -492,9 +492,9 @@ retention_citus_refuse(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot protect distributed table \"%s\"", name),
 					 ct.distcol ?
-					 errdetail("Citus distributes it by column \"%s\": its rows are in shards that retention's triggers, sweep and report do not reach.",
+					 errdetail("Citus distributes it by column \"%s\": its rows are in shards that retention's sweep and report do not reach.",
 							   ct.distcol) :
-					 errdetail("Citus distributes it as a single shard: its rows are in a shard that retention's triggers, sweep and report do not reach."),
+					 errdetail("Citus distributes it as a single shard: its rows are in a shard that retention's sweep and report do not reach."),
 					 errhint("%s", hint)));
 			break;
 		case CITUS_REFERENCE:
@@ -503,7 +503,7 @@ retention_citus_refuse(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot protect reference table \"%s\"", name),
-					 errdetail("Citus keeps a copy of it on every node: its rows are in shards that retention's triggers, sweep and report do not reach."),
+					 errdetail("Citus keeps a copy of it on every node: its rows are in shards that retention's sweep and report do not reach."),
 					 errhint("%s", hint)));
 			break;
 		case CITUS_LOCAL:
@@ -512,7 +512,7 @@ retention_citus_refuse(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot protect Citus local table \"%s\"", name),
-					 errdetail("Citus manages it on the coordinator (citus_add_local_table_to_metadata(), or a foreign key to a reference table): its rows are in a shard that retention's triggers, sweep and report do not reach."),
+					 errdetail("Citus manages it on the coordinator (citus_add_local_table_to_metadata(), or a foreign key to a reference table): its rows are in a shard that retention's sweep and report do not reach."),
 					 errhint("%s", hint)));
 			break;
 		case CITUS_SHARD:

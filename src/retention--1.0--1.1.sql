@@ -3618,7 +3618,8 @@ CREATE CAST (cidr AS retention.ident) WITH INOUT AS ASSIGNMENT;
 -- ---------------------------------------------------------------------
 -- Citus: fail closed (issue 18, item 1).  Retention does not enforce
 -- Citus tables yet: their rows are in shards, on the workers or the
--- coordinator, that its triggers, sweep and report() do not reach.
+-- coordinator, that its sweep and report() do not reach (its triggers,
+-- which Citus copies there, refuse writes: src/citus.c, src/trigger.c).
 -- protect() refuses a distributed, reference or Citus local table (or a
 -- shard, or a table whose partition is one), and any table under a Citus
 -- version retention does not know; a table that became one after it was

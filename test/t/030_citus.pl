@@ -25,7 +25,7 @@ chomp $pkglibdir;
 plan skip_all => "Citus is not installed (no citus.so in $pkglibdir)"
   unless -e "$pkglibdir/citus.so";
 
-my $note = q{Citus distributed table (distribution column id): its rows are in shards that retention's triggers, sweep and report do not reach};
+my $note = q{Citus distributed table (distribution column id): its rows are in shards that retention's sweep and report do not reach};
 my $hint = q{HINT:  Retention does not enforce Citus tables yet: keep personal data in a local table that Citus does not manage (undistribute_table() makes a Citus table local again), and protect that.  See docs/citus.md.};
 
 my @nodes;
@@ -103,12 +103,12 @@ $coord->safe_psql('postgres', q{
 });
 my $err = error_of($coord, 'postgres', q{SELECT retention.protect('calls', 'ended_at')});
 is($err, qq{ERROR:  0A000: cannot protect distributed table "calls"
-DETAIL:  Citus distributes it by column "id": its rows are in shards that retention's triggers, sweep and report do not reach.
+DETAIL:  Citus distributes it by column "id": its rows are in shards that retention's sweep and report do not reach.
 $hint
 }, 'protect() refuses a distributed table');
 $err = error_of($coord, 'postgres', q{SELECT retention.protect('plans', 'ended_at')});
 is($err, qq{ERROR:  0A000: cannot protect reference table "plans"
-DETAIL:  Citus keeps a copy of it on every node: its rows are in shards that retention's triggers, sweep and report do not reach.
+DETAIL:  Citus keeps a copy of it on every node: its rows are in shards that retention's sweep and report do not reach.
 $hint
 }, 'protect() refuses a reference table');
 $err = error_of($coord, 'postgres', q{SELECT retention.protect('locals', 'ended_at')});
@@ -445,7 +445,7 @@ $coord->safe_psql('late', q{
 	SELECT create_reference_table('cdr');
 });
 is($coord->safe_psql('late', q{SELECT kind, note FROM retention.report() WHERE "table" = 'cdr'::regclass}),
-	q{not enforced|Citus reference table: its rows are in shards on every node that retention's triggers, sweep and report do not reach},
+	q{not enforced|Citus reference table: its rows are in shards on every node that retention's sweep and report do not reach},
 	'Citus created after retention: report() says why');
 ($rc, $out, $serr) = $coord->psql('late', 'SELECT retention.verify()');
 like($serr, qr/ERROR:  retention is not enforced everywhere/, 'and verify() raises');
