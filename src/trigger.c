@@ -445,7 +445,7 @@ refuse_unprotected_shard(Relation rel, const RetentionTable *t)
 					RelationGetRelationName(rel), table ? table : "?"),
 			 errdetail("Retention's triggers were copied to the shard, but table \"%s\" is not protected on this node: the row would be stored with nothing expired.",
 					   table ? table : "?"),
-			 errhint("Retention does not enforce Citus tables yet: undistribute_table() makes the table local again.  See docs/citus.md.")));
+			 errhint("Retention does not enforce Citus tables yet: undistribute_table() makes the table local again, to be protected again.  See docs/citus.md.")));
 }
 
 /*

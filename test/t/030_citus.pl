@@ -178,7 +178,7 @@ is($coord->safe_psql('postgres', q{
 
 my $refused = q{of Citus table "cdr"
 DETAIL:  Retention's triggers were copied to the shard, but table "cdr" is not protected on this node: the row would be stored with nothing expired.};
-my $refusal = qr/cannot write to shard "(cdr_\d+)" \Q$refused\E\nHINT:  Retention does not enforce Citus tables yet: undistribute_table\(\) makes the table local again\.  See docs\/citus\.md\./;
+my $refusal = qr/cannot write to shard "(cdr_\d+)" \Q$refused\E\nHINT:  Retention does not enforce Citus tables yet: undistribute_table\(\) makes the table local again, to be protected again\.  See docs\/citus\.md\./;
 # Citus passes on the message and detail of an error in its COPY to a shard,
 # not its SQLSTATE nor its hint
 my $copy_refusal = qr/^ERROR:  XX000: cannot write to shard "cdr_\d+" \Q$refused\E\n\z/;
@@ -432,6 +432,28 @@ is($coord->safe_psql('postgres', q{SHOW citus.enable_unsafe_triggers}), 'off',
 $coord->safe_psql('postgres', q{INSERT INTO promo VALUES (1, '33600000001', '208-01-1-1', now() - interval '1 day')});
 is($coord->safe_psql('postgres', q{SELECT DISTINCT kind FROM retention.report() WHERE "table" = 'promo'::regclass ORDER BY 1}),
 	"not enforced\nunprotected copy", 'it takes writes again, and report() says it is not enforced');
+
+$coord->safe_psql('postgres', q{
+	CREATE TABLE undist (id bigint, caller retention.msisdn(billing), ended_at timestamptz);
+	SELECT retention.protect('undist', 'ended_at');
+	SET citus.enable_unsafe_triggers = on;
+	SELECT create_distributed_table('undist', 'id');
+});
+# undistribute_table() makes a new local table and drops the old one: the
+# new one is not protected (report() and verify() say so) until protected
+# again, as the refusal's hint says
+$coord->safe_psql('postgres', q{SELECT undistribute_table('undist')});
+is($coord->safe_psql('postgres', q{
+	SELECT retention._citus_problem('undist') IS NULL,
+		   (SELECT count(*) FROM retention.protected_table WHERE relid = 'undist'::regclass),
+		   (SELECT string_agg(DISTINCT kind, ',') FROM retention.report() WHERE "table" = 'undist'::regclass)}),
+	't|0|unprotected copy', 'undistributed, the table is local and unprotected, and report() says so');
+$coord->safe_psql('postgres', q{
+	SELECT retention.protect('undist', 'ended_at');
+	INSERT INTO undist VALUES (1, '33600000001', now() - interval '2 years');
+});
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM undist}), '0',
+	'protected again, it is enforced: a row two years old is not stored');
 
 # --- Citus installed after retention ----------------------------------------------
 
